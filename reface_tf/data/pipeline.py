@@ -1,0 +1,142 @@
+"""``tf.data`` pipelines for paired images.
+
+Training: decode (cached in memory after first use) → resize to ``load_size`` → optional albumentations
+hook → random crop to ``image_size`` and random horizontal flip, IDENTICAL on both images → [-1, 1] →
+batch → prefetch. All randomness is stateless and derived from (seed, epoch, pair index), and the epoch's
+order is a seeded permutation, so the same seed gives the same batches and a resumed run can skip
+exactly the batches it already trained on.
+
+Evaluation: resize straight to ``image_size``, in order, no randomness.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from reface_tf.config import Config
+from reface_tf.data.pairs import Pair, load_pair_rgb
+
+log = logging.getLogger(__name__)
+
+PairAugmentation = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+_EPOCH_STRIDE = 1 << 24  # per-element seed = epoch * stride + index: unique while a split has < 16M pairs
+
+
+def resize_uint8(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize to ``size x size``: area averaging when shrinking (no aliasing), bilinear when enlarging."""
+    if rgb.shape[0] == size and rgb.shape[1] == size:
+        return rgb
+    shrinking = rgb.shape[0] > size or rgb.shape[1] > size
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def from_uint8(x: tf.Tensor) -> tf.Tensor:
+    return tf.cast(x, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(x: tf.Tensor | np.ndarray) -> np.ndarray:
+    """[-1, 1] floats to uint8, rounding (not truncating) and clipping."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+class DecodedPairs:
+    """Decoded, resized pairs by index; keeps them in memory when ``cache`` is on (one copy, no tf.data shuffle buffer)."""
+
+    def __init__(self, pairs: list[Pair], size: int, max_pixels: int, cache: bool = True):
+        self.pairs, self.size, self.max_pixels, self.cache = pairs, size, max_pixels, cache
+        self._store: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def get(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        index = int(index)
+        if index in self._store:
+            return self._store[index]
+        a, b = load_pair_rgb(self.pairs[index], self.max_pixels)
+        item = (resize_uint8(a, self.size), resize_uint8(b, self.size))
+        if self.cache:
+            with self._lock:
+                self._store[index] = item
+        return item
+
+    def as_dataset(self, indices: tf.data.Dataset) -> tf.data.Dataset:
+        """Map a dataset of indices to (index, input uint8, target uint8)."""
+        size = self.size
+
+        def load(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            a, b = tf.numpy_function(self.get, [index], (tf.uint8, tf.uint8), stateful=False)
+            a.set_shape([size, size, 3])
+            b.set_shape([size, size, 3])
+            return index, a, b
+
+        return indices.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def epoch_order(num_pairs: int, seed: int, epoch: int) -> np.ndarray:
+    """The seeded order of the training pairs in ``epoch`` (0-based)."""
+    return np.random.default_rng([seed, epoch]).permutation(num_pairs)
+
+
+def element_seed(seed: int, epoch: int, index: tf.Tensor) -> tf.Tensor:
+    return tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64) * _EPOCH_STRIDE + tf.cast(index, tf.int64)])
+
+
+def paired_jitter(a: tf.Tensor, b: tf.Tensor, seed: tf.Tensor, image_size: int, flip: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """Random crop to ``image_size`` and random horizontal flip, the same for both images of the pair."""
+    stacked = tf.stack([a, b])  # one crop window and one flip decision for both
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    if stacked.shape[1] != image_size:
+        stacked = tf.image.stateless_random_crop(stacked, [2, image_size, image_size, 3], seed=crop_seed)
+    if flip:
+        do_flip = tf.random.stateless_uniform([], seed=flip_seed) < 0.5
+        stacked = tf.cond(do_flip, lambda: tf.reverse(stacked, axis=[2]), lambda: stacked)
+    return stacked[0], stacked[1]
+
+
+def _finish(a: tf.Tensor, b: tf.Tensor, input_channels: int) -> tuple[tf.Tensor, tf.Tensor]:
+    a, b = from_uint8(a), from_uint8(b)
+    if input_channels == 1:
+        a = tf.image.rgb_to_grayscale(a)
+    return a, b
+
+
+def train_dataset(store: DecodedPairs, cfg: Config, epoch: int, global_batch: int, skip_batches: int = 0,
+                  augmentation: PairAugmentation | None = None) -> tf.data.Dataset:
+    """Batches ``(inputs, targets)`` of one epoch, both in [-1, 1]; partial last batches are dropped."""
+    d, seed = cfg.data, cfg.runtime.seed
+    order = epoch_order(len(store), seed, epoch)[skip_batches * global_batch:]
+    ds = store.as_dataset(tf.data.Dataset.from_tensor_slices(order.astype(np.int64)))
+
+    if augmentation is not None:
+        def augment(index: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            aug_seed = tf.cast(element_seed(seed, epoch, index)[1] % (2**31 - 1), tf.int64)
+            a2, b2 = tf.numpy_function(lambda x, y, s: augmentation(x, y, int(s)), [a, b, aug_seed], (tf.uint8, tf.uint8))
+            a2.set_shape(a.shape)
+            b2.set_shape(b.shape)
+            return index, a2, b2
+
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def jitter(index: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        a, b = paired_jitter(a, b, element_seed(seed, epoch, index), d.image_size, d.flip)
+        return _finish(a, b, d.input_channels)
+
+    ds = ds.map(jitter, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(pairs: list[Pair], cfg: Config, batch_size: int = 1, store: DecodedPairs | None = None) -> tf.data.Dataset:
+    """``(inputs, targets)`` in [-1, 1] resized straight to ``image_size``, in the order of ``pairs``."""
+    store = store or DecodedPairs(pairs, cfg.data.image_size, cfg.data.max_pixels, cache=False)
+    ds = store.as_dataset(tf.data.Dataset.range(len(store)))
+    ds = ds.map(lambda i, a, b: _finish(a, b, cfg.data.input_channels), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,62 @@
+"""Image-quality metrics, computed right: float64, a FIXED data range, no uint8 wrap-around.
+
+The data range is a property of the encoding (255 for uint8, 2.0 for [-1, 1]), never the per-image
+max - min. SSIM is computed per channel on RGB (Gaussian window, sigma 1.5, as in Wang et al. 2004 and
+``tf.image.ssim``) and averaged over channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+UINT8_RANGE = 255.0
+SIGNED_UNIT_RANGE = 2.0  # images in [-1, 1]
+PSNR_CAP_DB = 100.0      # identical images: report a finite cap instead of +inf so means stay finite
+
+
+def data_range_of(image: np.ndarray) -> float:
+    """255 for uint8 arrays, 2.0 for float arrays (the project's [-1, 1] convention)."""
+    return UINT8_RANGE if np.asarray(image).dtype == np.uint8 else SIGNED_UNIT_RANGE
+
+
+def _as_float64_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
+    return a.astype(np.float64), b.astype(np.float64)
+
+
+def mae(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute error in the images' own units."""
+    x, y = _as_float64_pair(a, b)
+    return float(np.mean(np.abs(x - y)))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float:
+    """Peak signal-to-noise ratio in dB of one image pair (HxW or HxWxC)."""
+    data_range = data_range_of(a) if data_range is None else data_range
+    x, y = _as_float64_pair(a, b)
+    mse = np.mean((x - y) ** 2)
+    if mse == 0:
+        return PSNR_CAP_DB
+    return float(min(PSNR_CAP_DB, 10.0 * np.log10(data_range**2 / mse)))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float:
+    """Mean SSIM of one image pair, Gaussian 11x11 window (sigma 1.5), averaged over channels."""
+    data_range = data_range_of(a) if data_range is None else data_range
+    x, y = _as_float64_pair(a, b)
+    channel_axis = -1 if x.ndim == 3 else None
+    return float(structural_similarity(x, y, data_range=data_range, channel_axis=channel_axis,
+                                       gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+
+
+def batch_metrics(outputs: np.ndarray, targets: np.ndarray, data_range: float | None = None) -> dict[str, list[float]]:
+    """Per-image L1, PSNR and SSIM for batches ``[N, H, W, C]``."""
+    rows: dict[str, list[float]] = {"l1": [], "psnr": [], "ssim": []}
+    for out, tgt in zip(outputs, targets):
+        rows["l1"].append(mae(out, tgt))
+        rows["psnr"].append(psnr(out, tgt, data_range))
+        rows["ssim"].append(ssim(out, tgt, data_range))
+    return rows

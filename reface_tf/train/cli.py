@@ -1,0 +1,56 @@
+"""``python train.py``: parse and validate options, resolve a resumed run's config, then train."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from reface_tf.config import build_parser, config_from_args, load_yaml, merge_for_resume, validate
+from reface_tf.errors import ConfigError
+
+log = logging.getLogger("reface_tf.train")
+
+EXAMPLES = """examples:
+  python train.py                                   # demo dataset, defaults of the TF tutorial
+  python train.py --data data/pairs --epochs 450    # your A/ B/ pairs
+  python train.py --run-dir runs/reface             # resume the run after Ctrl-C
+  tensorboard --logdir runs/
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser("Train a Pix2Pix face-to-face translation model.")
+    parser.epilog = EXAMPLES
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    from reface_tf.cli import setup_logging
+
+    setup_logging(getattr(args, "verbose", False))
+    cli_cfg, explicit = config_from_args(args)
+    run_dir = Path(cli_cfg.runtime.run_dir)
+    saved_path = run_dir / "config.yaml"
+    if saved_path.is_file():
+        cfg = merge_for_resume(load_yaml(saved_path), cli_cfg, explicit)
+        log.info("%s exists: resuming that run with its saved config", saved_path)
+    else:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ConfigError(f"--run-dir: {run_dir} is not empty and has no config.yaml; choose a new or empty folder")
+        cfg = cli_cfg
+    validate(cfg)  # before TensorFlow is imported: bad options cost no start-up time
+    if cfg.data.root is None:
+        from reface_tf.data.default import default_dataset
+
+        cfg.data.root = default_dataset()
+
+    from reface_tf.train.loop import train  # imports TensorFlow
+
+    result = train(cfg)
+    if result.interrupted:
+        print(f"interrupted at epoch {result.epochs_done + 1}, step {result.steps_done}; checkpoint saved. "
+              f"Resume with: python train.py --run-dir {result.run_dir}")
+        return 130
+    m = result.last_metrics
+    print(f"done: {result.epochs_done} epochs, {result.steps_done} steps in {result.run_dir}"
+          + (f"; val PSNR {m['val_psnr']:.2f} dB, SSIM {m['val_ssim']:.4f}" if "val_psnr" in m else ""))
+    return 0
