@@ -37,7 +37,15 @@ class TrainState:
     def checkpoint(self) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
                                    g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
-                                   epoch=self.epoch, step=self.step, step_in_epoch=self.step_in_epoch)
+                                   epoch=self.epoch, step=self.step, step_in_epoch=self.step_in_epoch,
+                                   rng=random_states(self.generator, self.discriminator))
+
+
+def random_states(*models: keras.Model) -> dict[str, tf.Variable]:
+    """Keras 3 keeps the dropout RNG state in SeedGenerator variables that tf.train.Checkpoint does not track
+    through the model; saving them explicitly makes a resumed run draw the same dropout masks."""
+    return {f"{m.name}.{layer.name}": layer.seed_generator.state
+            for m in models for layer in m.layers if getattr(layer, "seed_generator", None) is not None}
 
 
 def counter(name: str) -> tf.Variable:

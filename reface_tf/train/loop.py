@@ -44,6 +44,7 @@ class TrainResult:
     steps_done: int
     last_metrics: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    replicas: int = 1
 
 
 class _StopRequest:
@@ -200,7 +201,7 @@ def train(cfg: Config) -> TrainResult:
             if stop.signal_name:
                 save(f"{stop.signal_name} at epoch {epoch + 1}, step {int(state.step)}")
                 tb.flush()
-                return TrainResult(run_dir, int(state.epoch), int(state.step), last, interrupted=True)
+                return TrainResult(run_dir, int(state.epoch), int(state.step), last, True, strategy.num_replicas_in_sync)
 
             elapsed = time.perf_counter() - started
             state.epoch.assign(epoch + 1)
@@ -223,4 +224,4 @@ def train(cfg: Config) -> TrainResult:
                 save(f"end of epoch {epoch + 1}")
 
     plot_loss_curves(metrics.read(), run_dir / "loss_curves.png")
-    return TrainResult(run_dir, int(state.epoch), int(state.step), last)
+    return TrainResult(run_dir, int(state.epoch), int(state.step), last, False, strategy.num_replicas_in_sync)

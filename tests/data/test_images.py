@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from reface_tf.data.images import image_size, load_rgb, save_png_atomic
+from reface_tf.errors import DataError
+
+from .conftest import gradient_rgb, truncated_jpeg_bytes
+
+
+def test_png_round_trip_is_exact(tmp_path):
+    rgb = gradient_rgb()
+    save_png_atomic(tmp_path / "a.png", rgb)
+    assert np.array_equal(load_rgb(tmp_path / "a.png"), rgb)
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    rgb = gradient_rgb()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated; viewers rotate 90 degrees clockwise
+    Image.fromarray(rgb).save(tmp_path / "r.png", exif=exif)
+    out = load_rgb(tmp_path / "r.png")
+    assert out.shape == (60, 40, 3)
+    assert np.array_equal(out, np.rot90(rgb, k=-1))
+    assert image_size(tmp_path / "r.png") == (40, 60)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK"])
+def test_any_mode_becomes_rgb_uint8(tmp_path, mode):
+    img = Image.fromarray(gradient_rgb()).convert(mode)
+    path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")
+    img.save(path)
+    out = load_rgb(path)
+    assert out.shape == (40, 60, 3) and out.dtype == np.uint8
+
+
+def test_transparent_pixels_become_black_not_random_colour(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = 200  # colour hidden under zero alpha
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    assert load_rgb(tmp_path / "t.png").max() == 0
+
+
+def test_16_bit_gray_png_is_scaled_not_clipped(tmp_path):
+    arr = np.array([[0, 32768, 65535]], np.uint16)
+    Image.fromarray(arr).save(tmp_path / "g16.png")
+    out = load_rgb(tmp_path / "g16.png")
+    assert out[0, :, 0].tolist() == [0, 128, 255]
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("empty.jpg", b"", "zero-byte"),
+    ("text.jpg", b"this is not an image\n", "not an image"),
+    ("half.jpg", None, "corrupt or truncated"),
+])
+def test_broken_files_give_one_line_naming_the_file(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(truncated_jpeg_bytes() if content is None else content)
+    with pytest.raises(DataError) as err:
+        load_rgb(path)
+    assert str(path) in str(err.value) and reason in str(err.value) and "\n" not in str(err.value)
+
+
+def test_animated_gif_and_oversize_are_refused(tmp_path):
+    frames = [Image.fromarray(gradient_rgb()), Image.fromarray(255 - gradient_rgb())]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(DataError, match="animated image with 2 frames"):
+        load_rgb(tmp_path / "anim.gif")
+    save_png_atomic(tmp_path / "big.png", gradient_rgb())
+    with pytest.raises(DataError, match="exceeds the 0 MP limit"):
+        load_rgb(tmp_path / "big.png", max_pixels=1000)
