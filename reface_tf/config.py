@@ -368,8 +368,6 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
             raise bad("runtime", key, f"must be at least 1, got {getattr(r, key)}")
     if r.intra_threads < 0 or r.inter_threads < 0:
         raise bad("runtime", "intra_threads" if r.intra_threads < 0 else "inter_threads", "must be >= 0")
-    if r.precision == "mixed_float16" and r.strategy == "multiworker":
-        raise bad("runtime", "precision", "mixed_float16 with the multiworker strategy is not supported; use mixed_bfloat16")
 
 
 def merge_for_resume(saved: Config, cli: Config, explicit: set[tuple[str, str]]) -> Config:

@@ -47,6 +47,9 @@ def setup(cfg: Config) -> tf.distribute.Strategy:
     keras.utils.set_random_seed(r.seed)
     set_precision(r.precision)
     strategy = make_strategy(r.strategy)
+    if r.jit and strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
+        raise ConfigError("--jit with several CPU replicas is not supported (XLA compiles every replica onto the first "
+                          "CPU device); drop --jit or use --strategy default")
     if cfg.optim.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"--batch-size ({cfg.optim.batch_size}) must be a multiple of the {strategy.num_replicas_in_sync} "
                           "replicas of the strategy")

@@ -66,9 +66,14 @@ def make_train_step(generator: keras.Model, discriminator: keras.Model, g_opt: k
                     d_fake=tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))) * n / global_batch)
         return logs
 
-    @tf.function(jit_compile=cfg.runtime.jit or None)
+    # XLA compiles one device's program: with several replicas compile the per-replica step, not the
+    # cross-replica function (which would place every replica's variables on the first device).
+    multi = strategy.num_replicas_in_sync > 1
+    replica_fn = tf.function(replica_step, jit_compile=True) if cfg.runtime.jit and multi else replica_step
+
+    @tf.function(jit_compile=(cfg.runtime.jit and not multi) or None)
     def step(batch: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
-        per_replica = strategy.run(replica_step, args=batch)
+        per_replica = strategy.run(replica_fn, args=batch)
         return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
 
     return step
