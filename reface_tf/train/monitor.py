@@ -125,13 +125,14 @@ def plot_loss_curves(rows: list[dict[str, Any]], path: Path) -> None:
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     for key in sorted(k for k in rows[-1] if k.startswith("loss/")):
         ax_loss.plot(epochs, [r.get(key, np.nan) for r in rows], label=key[5:])
-    ax_loss.set(xlabel="epoch", ylabel="loss (unweighted)", yscale="log", title="training losses")
+    ax_loss.set(xlabel="epoch", ylabel="epoch mean (terms unweighted, totals weighted)", yscale="log", title="training losses")
     ax_loss.legend(fontsize=8)
-    for key, axis in (("val_psnr", ax_val), ("val_ssim", ax_val.twinx())):
+    for key, axis, colour in (("val_psnr", ax_val, "C0"), ("val_ssim", ax_val.twinx(), "C1")):
         values = [r.get(key, np.nan) for r in rows]
-        axis.plot(epochs, values, "o-" if len(rows) < 30 else "-", label=key, color="C0" if key == "val_psnr" else "C1")
-        axis.set_ylabel(key)
-    ax_val.set(xlabel="epoch", title="validation")
+        axis.plot(epochs, values, "o-" if len(rows) < 30 else "-", color=colour)
+        axis.set_ylabel("PSNR (dB)" if key == "val_psnr" else "SSIM", color=colour)
+        axis.tick_params(axis="y", colors=colour)
+    ax_val.set(xlabel="epoch", title="validation PSNR (left) and SSIM (right)")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=90)
