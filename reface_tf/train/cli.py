@@ -11,6 +11,9 @@ from reface_tf.errors import ConfigError
 
 log = logging.getLogger("reface_tf.train")
 
+# What a run directory may hold before its first checkpoint (see README, "The run directory").
+RUN_FILES = {"config.yaml", "splits.json", "data_report.json", "metrics.jsonl", "checkpoints", "tb", "samples", "loss_curves.png"}
+
 EXAMPLES = """examples:
   python train.py                                   # demo dataset, defaults of the TF tutorial
   python train.py --data data/pairs --epochs 450    # your A/ B/ pairs
@@ -30,12 +33,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_cfg, explicit = config_from_args(args)
     run_dir = Path(cli_cfg.runtime.run_dir)
     saved_path = run_dir / "config.yaml"
-    if saved_path.is_file():
+    if (run_dir / "checkpoints" / "checkpoint").is_file() and saved_path.is_file():
         cfg = merge_for_resume(load_yaml(saved_path), cli_cfg, explicit)
-        log.info("%s exists: resuming that run with its saved config", saved_path)
+        log.info("%s has checkpoints: resuming that run with its saved config", run_dir)
     else:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ConfigError(f"--run-dir: {run_dir} is not empty and has no config.yaml; choose a new or empty folder")
+        foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES) if run_dir.is_dir() else []
+        if foreign:
+            raise ConfigError(f"--run-dir: {run_dir} holds files that are not a run's ({', '.join(foreign[:3])}); "
+                              "choose a new or empty folder")
+        # A run that stopped before its first checkpoint left only files we rewrite: start it afresh.
+        for name in ("splits.json", "data_report.json", "metrics.jsonl"):
+            (run_dir / name).unlink(missing_ok=True)
         cfg = cli_cfg
     validate(cfg)  # before TensorFlow is imported: bad options cost no start-up time
     if cfg.data.root is None:

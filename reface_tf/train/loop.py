@@ -111,6 +111,7 @@ def train(cfg: Config) -> TrainResult:
     run_dir = Path(cfg.runtime.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     strategy = runtime.setup(cfg)
+    save_yaml(cfg, run_dir / "config.yaml")
     splits = _splits(cfg, run_dir)
     train_pairs, val_pairs = splits["train"], splits["val"]
     global_batch = cfg.optim.batch_size

@@ -156,3 +156,25 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(tiny_config, tmp
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming from" in again.stderr and f"step {step}" in again.stderr
     assert json.loads((Path(cfg.runtime.run_dir) / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 1
+
+
+def run_train_cli(*argv, cwd=ROOT):
+    return subprocess.run([sys.executable, "train.py", *argv], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_can_be_retried_with_other_options(tmp_path, synthetic_root):
+    run = tmp_path / "run"
+    bad = tmp_path / "empty"
+    (bad / "A").mkdir(parents=True)
+    (bad / "B").mkdir()
+    first = run_train_cli("--data", str(bad), "--run-dir", str(run), "--image-size", "64", "--generator-depth", "6", "--load-size", "64")
+    assert first.returncode == 2 and first.stderr.strip().splitlines()[-1].startswith("error: --data: no valid pairs in")
+    second = run_train_cli("--data", str(synthetic_root), "--run-dir", str(run), "--image-size", "64", "--generator-depth", "6",
+                           "--load-size", "64", "--generator-filters", "8", "--disc-filters", "8", "--epochs", "1",
+                           "--steps-per-epoch", "1", "--progress", "none")
+    assert second.returncode == 0, second.stderr[-1500:]
+    assert "done: 1 epochs, 1 steps" in second.stdout
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    third = run_train_cli("--data", str(synthetic_root), "--run-dir", str(tmp_path / "other"))
+    assert third.returncode == 2 and "holds files that are not a run's (notes.txt)" in third.stderr
