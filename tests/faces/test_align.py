@@ -30,7 +30,7 @@ def similarity(angle_deg: float, scale: float, tx: float, ty: float) -> np.ndarr
 
 
 def synthetic_landmarks(matrix: np.ndarray, size: int = 256, margin: float = 0.2) -> np.ndarray:
-    """478 landmarks whose stable points sit exactly on the template after ``matrix`` is undone.
+    """478 landmarks of a canonical face (stable points exactly on the template) placed in a photo by ``matrix``.
 
     Eye contours are rings around the template eye centres, the face oval an ellipse around the face, the
     rest jitter near the centre; then everything is moved into a "photo" by ``matrix``.
@@ -44,7 +44,7 @@ def synthetic_landmarks(matrix: np.ndarray, size: int = 256, margin: float = 0.2
     pts[NOSE_TIP], pts[MOUTH_LEFT], pts[MOUTH_RIGHT] = tpl["nose_tip"], tpl["mouth_left"], tpl["mouth_right"]
     t = np.linspace(-np.pi / 2, 1.5 * np.pi, len(FACE_OVAL), endpoint=False)
     pts[list(FACE_OVAL)] = np.array([size / 2, size / 2]) + np.stack([0.24 * size * np.cos(t), 0.3 * size * np.sin(t)], axis=1)
-    return transform_points(pts, np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2])
+    return transform_points(pts, matrix)
 
 
 def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
