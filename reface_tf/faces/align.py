@@ -189,7 +189,9 @@ def warp_back(
     # same way stays exactly 255 there and drops below it wherever the zero border was blended in.
     ones = np.full(src.shape[:2], 255, dtype=np.uint8)
     coverage = cv2.warpAffine(ones, forward, (width, height), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return image, coverage == 255
+    valid = coverage == 255
+    image[~valid] = 0  # the one-pixel fringe where the zero border was blended in is not valid either
+    return image, valid
 
 
 def face_mask(landmarks_aligned: np.ndarray, size: int = DEFAULT_SIZE, feather: float = 8.0) -> np.ndarray:
