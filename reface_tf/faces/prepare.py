@@ -21,6 +21,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from reface_tf.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_rgb, save_png_atomic
-from reface_tf.errors import DataError, RefaceError
+from reface_tf.errors import DataError, ModelError, RefaceError
 from reface_tf.faces.align import BORDER_MODES, DEFAULT_MARGIN, DEFAULT_SIZE, align_face
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ DEFAULT_MIN_FACE_SIZE = 64
 # Reason kinds: the coarse key counted in the report; the full one-line reason is kept per file.
 UNREADABLE, NO_FACE, UNPAIRED, DUPLICATE, FAILED = "unreadable", "no face", "unpaired", "duplicate stem", "failed"
 _LOG_EVERY_S = 10.0
+_FLUSH_EVERY_S = 60.0
 # Raw photos may come in more formats than the training pipeline reads: every output is PNG anyway, and an
 # animated GIF or a multi-page TIFF is better reported by the decoder than silently ignored.
 RAW_SUFFIXES = tuple(sorted({*IMAGE_SUFFIXES, ".gif", ".tif", ".tiff"}))
@@ -186,6 +188,7 @@ def _align_side(landmarker, task: PairTask, side: str, opts: Options) -> tuple[d
         "source_hw": [int(rgb.shape[0]), int(rgb.shape[1])],
         "size": opts.size,
         "margin": opts.margin,
+        "border_mode": opts.border_mode,
         "faces": len(faces),
         "score": round(face.score, 4),
         "face_size": round(aligned.face_size, 2),
@@ -231,6 +234,13 @@ def _make_landmarker(opts: Options):
 def _worker_loop(worker_id: int, tasks: "mp.Queue", results: "mp.Queue", opts: Options) -> None:
     """One worker process: build the landmarker once, then align the pairs it is handed until ``None``."""
     logging.getLogger().setLevel(logging.WARNING)
+    # Ctrl-C reaches the whole process group; the parent decides how to stop, and a worker finishes the pair
+    # in hand (its files are written atomically) instead of dying with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import cv2
+
+    # Parallelism comes from the worker processes; OpenCV's own thread pool on top only oversubscribes the CPUs.
+    cv2.setNumThreads(1)
     try:
         landmarker = _make_landmarker(opts)
     except RefaceError as err:
@@ -273,6 +283,7 @@ def _run_pool(tasks: list[PairTask], opts: Options, workers: int) -> Iterable[di
     results = ctx.Queue()
     pending = list(reversed(tasks))
     procs: dict[int, tuple] = {}
+    ready: set[int] = set()
     holding: dict[int, PairTask | None] = {}
     next_id = 0
 
@@ -299,6 +310,10 @@ def _run_pool(tasks: list[PairTask], opts: Options, workers: int) -> Iterable[di
             except queue.Empty:
                 for worker_id, (proc, _) in list(procs.items()):
                     if not proc.is_alive():
+                        if worker_id not in ready:
+                            # Dying before the landmarker is up would repeat for every replacement.
+                            raise ModelError(f"a worker process could not start the face landmarker "
+                                             f"(exit code {proc.exitcode}); try --workers 1 to see the error")
                         lost = holding.pop(worker_id)
                         del procs[worker_id]
                         if lost is not None:
@@ -309,6 +324,8 @@ def _run_pool(tasks: list[PairTask], opts: Options, workers: int) -> Iterable[di
                 continue
             if kind == "init_error":
                 raise RefaceError(payload)
+            if kind == "ready":
+                ready.add(worker_id)
             if kind == "done":
                 remaining -= 1
                 holding[worker_id] = None
@@ -469,7 +486,8 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, pair_pattern: Seq
     for task in discovery.pairs:
         keys = [(side, task.stem) for side in SIDES]
         done = all(k in old and old[k].get("source") == src_path and old[k].get("size") == size
-                   and old[k].get("margin") == margin and output_path(dst, k[0], k[1]).is_file()
+                   and old[k].get("margin") == margin
+                   and old[k].get("border_mode") == border_mode and output_path(dst, k[0], k[1]).is_file()
                    for k, src_path in zip(keys, task.sources))
         if done:
             records.update((k, old[k]) for k in keys)
@@ -485,6 +503,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, pair_pattern: Seq
     interrupted = False
     bar = _Progress(len(todo), progress)
     outcomes = _run_inline(todo, opts) if workers == 1 else _run_pool(todo, opts, workers)
+    flushed = time.monotonic()
     try:
         for outcome in outcomes:
             for record in outcome["records"]:
@@ -496,10 +515,16 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, pair_pattern: Seq
             problems.extend(outcome["problems"])
             aligned += bool(outcome["records"])
             bar.update()
+            if time.monotonic() - flushed > _FLUSH_EVERY_S:
+                # A long run killed outright (no chance to clean up) then loses at most this much work.
+                write_manifest(dst, records)
+                flushed = time.monotonic()
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
+        if hasattr(outcomes, "close"):
+            outcomes.close()  # stops the workers now, not whenever the generator is collected
         bar.close()
         # Written even when interrupted, so the next run knows which pairs are complete.
         write_manifest(dst, records)
