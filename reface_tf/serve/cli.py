@@ -1,0 +1,49 @@
+"""``python export.py`` and ``python predict.py``: parse and validate options, then call the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Sequence
+
+from reface_tf.errors import ConfigError
+
+log = logging.getLogger("reface_tf.serve")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line through ConfigError instead of argparse's usage dump
+        raise ConfigError(f"{message}; see --help")
+
+
+EXPORT_EXAMPLES = """examples:
+  python export.py --run-dir runs/reface --out export/reface           # latest checkpoint -> export/reface/<n>/
+  python export.py --run-dir runs/reface --out export/reface --checkpoint 4500 --tflite
+  saved_model_cli show --dir export/reface/1 --all
+"""
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(description="Export a trained generator as a SavedModel (TF Serving layout: OUT/<version>/).",
+                     epilog=EXPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", required=True, help="training run directory (config.yaml + checkpoints/)")
+    parser.add_argument("--out", default="export/reface", help="base folder; each export is a new numbered version")
+    parser.add_argument("--checkpoint", type=int, default=None, help="checkpoint step (default: the latest)")
+    parser.add_argument("--tflite", action="store_true", help="also write model.tflite (float32, [1,H,W,3] in [-1,1])")
+    parser.add_argument("--onnx", action="store_true", help="also write model.onnx (needs tf2onnx)")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    from reface_tf.cli import setup_logging
+
+    setup_logging(args.verbose)
+    from reface_tf.serve.export import export_onnx, export_saved_model  # imports TensorFlow
+    from reface_tf.train.checkpoints import load_generator
+
+    generator, cfg, ckpt = load_generator(args.run_dir, args.checkpoint)
+    version_dir = export_saved_model(generator, cfg, args.out, checkpoint=ckpt, tflite=args.tflite)
+    print(f"exported {ckpt} -> {version_dir} (signatures serving_default, image_bytes, float_tensor; "
+          f"{cfg.data.image_size}x{cfg.data.image_size})")
+    if args.onnx:
+        onnx = export_onnx(version_dir)
+        print(f"onnx: {onnx}" if onnx else "onnx: unavailable (tf2onnx is not installed: pip install tf2onnx)")
+    return 0

@@ -1,0 +1,138 @@
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from reface_tf.cli import run_cli
+from reface_tf.data.pipeline import to_uint8
+from reface_tf.errors import ModelError
+from reface_tf.serve.cli import export_main
+from reface_tf.serve.export import META_FILE, export_saved_model, load_exported, next_version
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def faces(n, size=64, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_fresh_process_matches_the_in_memory_generator(exported, tmp_path):
+    version_dir, generator, cfg = exported
+    x = faces(2).astype(np.float32) / 127.5 - 1.0
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        m = tf.saved_model.load({str(version_dir)!r})
+        x = np.load({str(tmp_path / 'x.npy')!r})
+        np.save({str(tmp_path / 'y.npy')!r}, m.signatures["float_tensor"](images=tf.constant(x))["images"].numpy())
+        u = ((x + 1) * 127.5).round().astype(np.uint8)
+        np.save({str(tmp_path / 'u.npy')!r}, m.signatures["serving_default"](images=tf.constant(u))["images"].numpy())
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, capture_output=True)
+    expected = generator(x, training=False).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-5)
+    u8 = np.load(tmp_path / "u.npy")
+    assert u8.dtype == np.uint8 and u8.shape == (2, 64, 64, 3)
+    # the uint8 signature quantises the same output; a float32 half-way tie may round either way
+    assert np.abs(u8.astype(int) - to_uint8(expected).astype(int)).max() <= 1
+
+
+def test_saved_model_cli_lists_both_signatures(exported):
+    version_dir, _, _ = exported
+    out = subprocess.run(["saved_model_cli", "show", "--dir", str(version_dir), "--all"], capture_output=True,
+                         text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout
+    assert "signature_def['serving_default']" in out and "signature_def['image_bytes']" in out
+    assert "DT_UINT8" in out and "DT_STRING" in out
+
+
+def test_wrong_size_input_gives_a_clear_error(exported):
+    model = load_exported(exported[0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be 64x64"):
+        model.loaded.signatures["serving_default"](images=tf.constant(faces(1, size=48)))
+    with pytest.raises(ModelError, match=r"\[N, 64, 64, 3\]"):
+        model.translate_uint8(faces(1, size=48))
+
+
+def test_image_bytes_returns_png_of_the_original_size(exported):
+    model = load_exported(exported[0])
+    encoded = []
+    for fmt, (w, h) in (("PNG", (100, 80)), ("JPEG", (64, 64))):
+        buf = io.BytesIO()
+        Image.fromarray(faces(1, size=max(w, h))[0][:h, :w]).save(buf, format=fmt)
+        encoded.append(buf.getvalue())
+    out = model.loaded.signatures["image_bytes"](image_bytes=tf.constant(encoded))["png_bytes"].numpy()
+    sizes = [Image.open(io.BytesIO(b)).size for b in out]
+    assert [Image.open(io.BytesIO(b)).format for b in out] == ["PNG", "PNG"]
+    assert sizes == [(100, 80), (64, 64)]
+    # a model-sized PNG goes through unresized: same pixels as the tensor signature
+    direct = model.translate_uint8(np.asarray(Image.open(io.BytesIO(encoded[1])).convert("RGB"))[None])[0]
+    via_bytes = np.asarray(Image.open(io.BytesIO(out[1])))
+    assert np.abs(direct.astype(int) - via_bytes.astype(int)).max() <= 1
+
+
+def test_versions_are_numbered_and_never_overwritten(trained_run, tmp_path, capsys):
+    base = tmp_path / "reface"
+    assert run_cli(export_main, ["--run-dir", str(trained_run), "--out", str(base), "--onnx"]) == 0
+    first = (base / "1" / "saved_model.pb").read_bytes()
+    assert run_cli(export_main, ["--run-dir", str(trained_run), "--out", str(base)]) == 0
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]  # no temporary folder left behind
+    assert (base / "1" / "saved_model.pb").read_bytes() == first
+    assert next_version(base) == 3
+    meta = json.loads((base / "2" / META_FILE).read_text())
+    assert meta["image_size"] == 64 and meta["config"]["model"]["generator_depth"] == 6
+    out = capsys.readouterr().out
+    assert "onnx: " in out  # either written, or a clear "unavailable" line
+
+
+def test_missing_run_and_corrupt_checkpoint_are_one_line_errors(trained_run, tmp_path, capsys):
+    assert run_cli(export_main, ["--run-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    assert "config.yaml not found" in capsys.readouterr().err
+    assert run_cli(export_main, ["--run-dir", str(trained_run), "--checkpoint", "999999", "--out", str(tmp_path / "x")]) == 2
+    assert "not found; available" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    (broken / "checkpoints").mkdir(parents=True)
+    (broken / "config.yaml").write_text((trained_run / "config.yaml").read_text())
+    for f in (trained_run / "checkpoints").iterdir():
+        data = f.read_bytes()
+        (broken / "checkpoints" / f.name).write_bytes(data if f.name == "checkpoint" else data[: len(data) // 3])
+    assert run_cli(export_main, ["--run-dir", str(broken), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_loading_bad_exports_raises_model_error(exported, tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_exported(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no saved_model.pb"):
+        load_exported(tmp_path / "empty")
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"y": x * 2}, input_signature=[tf.TensorSpec([None], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "other" / "1"), signatures=module.f.get_concrete_function())
+    with pytest.raises(ModelError, match="not a ReFace-TF generator export"):
+        load_exported(tmp_path / "other")
+    corrupt = tmp_path / "corrupt"
+    os.makedirs(corrupt)
+    for item in exported[0].iterdir():
+        if item.is_file():
+            (corrupt / item.name).write_bytes(item.read_bytes())
+    (corrupt / "saved_model.pb").write_bytes(b"not a protobuf")
+    with pytest.raises(ModelError, match="corrupt or incomplete"):
+        load_exported(corrupt)
+
+
+def test_export_refuses_a_file_as_base(exported, tmp_path):
+    _, generator, cfg = exported
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelError, match="is a file"):
+        export_saved_model(generator, cfg, tmp_path / "file")
