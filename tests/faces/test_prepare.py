@@ -191,6 +191,15 @@ def test_rerun_is_incremental_and_force_redoes(prepared, raw):
     report = json.loads((out / "report.json").read_text())
     assert report["counts"]["pairs_aligned"] == 1 and (out / "B" / "flat.png").is_file()
 
+    # Other alignment settings do not count as done; --force redoes everything.
+    assert _run("--src", raw, "--dst", out, "--workers", 1, "--max-pixels", MAX_PIXELS, "--size", 128,
+                "--border-mode", "constant") == 0
+    assert json.loads((out / "report.json").read_text())["counts"]["pairs_aligned"] == len(GOOD)
+    assert _run("--src", raw, "--dst", out, "--workers", 1, "--max-pixels", MAX_PIXELS, "--size", 128,
+                "--border-mode", "constant", "--force") == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["pairs_aligned"] == len(GOOD) and report["counts"]["pairs_already_done"] == 0
+
 
 def test_pair_pattern_in_one_folder(tmp_path, grace_hopper, astronaut):
     src = tmp_path / "raw"
@@ -235,3 +244,51 @@ def test_missing_landmarker_file_is_a_clear_error(tmp_path, capsys, grace_hopper
     code = _run("--src", tmp_path / "raw", "--dst", tmp_path / "out", "--landmarker", tmp_path / "nope.task")
     err = capsys.readouterr().err
     assert code == 2 and "--landmarker" in err and "nope.task" in err
+
+
+def test_pair_that_turns_bad_loses_its_old_outputs(tmp_path, grace_hopper, astronaut):
+    src, out = tmp_path / "raw", tmp_path / "out"
+    for stem in ("keep", "spoil"):
+        _save(src / "A" / f"{stem}.jpg", grace_hopper)
+        _save(src / "B" / f"{stem}.png", astronaut)
+    assert _run("--src", src, "--dst", out, "--workers", 1) == 0
+    (src / "B" / "spoil.png").write_bytes(b"")
+    assert _run("--src", src, "--dst", out, "--workers", 1, "--force") == 0
+    assert sorted(p.name for p in (out / "A").iterdir()) == ["keep.png"]
+    assert sorted(p.name for p in (out / "B").iterdir()) == ["keep.png"]
+    stems = {json.loads(line)["stem"] for line in (out / "manifest.jsonl").read_text().splitlines()}
+    assert stems == {"keep"}
+
+
+def test_an_unexpected_error_skips_only_that_pair(tmp_path, monkeypatch, grace_hopper, astronaut):
+    import reface_tf.faces.prepare as prepare_module
+
+    src, out = tmp_path / "raw", tmp_path / "out"
+    for stem in ("fine", "odd"):
+        _save(src / "A" / f"{stem}.jpg", grace_hopper)
+        _save(src / "B" / f"{stem}.png", astronaut)
+    real = prepare_module.align_face
+
+    def flaky(rgb, landmarks, **kwargs):
+        if rgb.shape == astronaut.shape and flaky.calls == 1:
+            raise RuntimeError("simulated fault")
+        flaky.calls += rgb.shape == astronaut.shape
+        return real(rgb, landmarks, **kwargs)
+
+    flaky.calls = 0
+    monkeypatch.setattr(prepare_module, "align_face", flaky)
+    assert _run("--src", src, "--dst", out, "--workers", 1) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["pairs_aligned"] == 1 and report["counts"]["pairs_skipped"] == 1
+    failed = [p for p in report["skipped"] if p["kind"] == "failed"]
+    assert {p["stem"] for p in failed} == {"odd"} and "simulated fault" in failed[0]["reason"]
+    assert not (out / "A" / "odd.png").exists() and (out / "A" / "fine.png").is_file()
+
+
+def test_no_pair_aligned_exits_one(tmp_path, no_face_path):
+    src = tmp_path / "raw"
+    for side in "AB":
+        _save(src / side / "x.jpg", load_rgb(no_face_path))
+    assert _run("--src", src, "--dst", tmp_path / "out", "--workers", 1) == 1
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["skipped_by_reason"] == {"no face": 2}
