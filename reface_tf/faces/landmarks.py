@@ -174,6 +174,14 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     return inter / union if union > 0 else 0.0
 
 
+def _starts(length: int, tile: int, step: int) -> list[int]:
+    """Tile origins covering ``[0, length)`` with the given overlap, the last one flush with the end."""
+    starts = list(range(0, max(length - tile, 0) + 1, step))
+    if starts[-1] + tile < length:
+        starts.append(length - tile)
+    return starts
+
+
 class FaceLandmarker:
     """MediaPipe FaceLandmarker (still-image mode) returning :class:`DetectedFace` objects, largest first.
 
@@ -218,12 +226,25 @@ class FaceLandmarker:
             ) from None
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
-        """Faces in ``rgb`` (HxW or HxWx3 uint8), sorted by landmark-box size, largest first."""
+        """Faces in ``rgb`` (HxW or HxWx3 uint8), sorted by landmark-box size, largest first.
+
+        The bundle's detector is a short-range model: it sees the whole picture at 128 px, so a face smaller
+        than about a sixth of the picture is missed. When the whole picture gives nothing, overlapping
+        half-size tiles are searched as well, which finds faces down to about a twelfth of the picture.
+        """
         if self._landmarker is None:
             raise RuntimeError("FaceLandmarker is closed")
         image = as_rgb_uint8(rgb)
+        faces = self._detect_in(image, 0, 0)
+        if not faces:
+            faces = self._detect_in_tiles(image)
+        faces.sort(key=lambda f: f.size, reverse=True)
+        return faces
+
+    def _detect_in(self, image: np.ndarray, x0: int, y0: int) -> list[DetectedFace]:
+        """Faces in ``image``, with coordinates shifted by (x0, y0) into the frame it was cut from."""
         height, width = image.shape[:2]
-        mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=image)
+        mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
         result = self._landmarker.detect(mp_image)
         if not result.face_landmarks:
             return []
@@ -241,8 +262,24 @@ class FaceLandmarker:
             overlaps = [(_iou(box, b[:4]), b[4]) for b in boxes]
             best = max(overlaps, default=(0.0, self.min_confidence))
             score = best[1] if best[0] >= 0.3 else self.min_confidence
+            landmarks += np.array([x0, y0], dtype=np.float32)
+            box = (box[0] + x0, box[1] + y0, box[2] + x0, box[3] + y0)
             faces.append(DetectedFace(landmarks=landmarks, box=box, score=float(score)))
-        faces.sort(key=lambda f: f.size, reverse=True)
+        return faces
+
+    def _detect_in_tiles(self, image: np.ndarray) -> list[DetectedFace]:
+        height, width = image.shape[:2]
+        tile = min(height, width, max(height, width) // 2)
+        if tile < 128:  # too small to gain anything over the whole picture
+            return []
+        step = tile // 2  # half-tile overlap: a face up to half a tile wide lies whole in some tile
+        faces: list[DetectedFace] = []
+        for y in _starts(height, tile, step):
+            for x in _starts(width, tile, step):
+                for face in self._detect_in(image[y:y + tile, x:x + tile], x, y):
+                    # A face in the overlap of two tiles is found twice: keep the first, whole one.
+                    if all(_iou(face.box, kept.box) < 0.3 for kept in faces):
+                        faces.append(face)
         return faces
 
     def close(self) -> None:
