@@ -36,7 +36,7 @@ from reface_tf.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_rgb, 
 from reface_tf.errors import DataError, ModelError, RefaceError
 from reface_tf.faces.align import BORDER_MODES, DEFAULT_MARGIN, DEFAULT_SIZE, align_face
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("reface_tf.faces.prepare")  # the same name when run with -m
 
 SIDES = ("A", "B")
 MANIFEST = "manifest.jsonl"
