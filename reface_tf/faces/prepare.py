@@ -98,9 +98,11 @@ def _pattern_stem(name_stem: str, pattern: str) -> str | None:
 
 def discover_pairs(src: str | os.PathLike, pair_pattern: Sequence[str] | None = None) -> Discovery:
     """Pairs in ``src`` (A/ and B/ folders, or one folder and ``pair_pattern``), plus files left unpaired."""
-    src = Path(src)
-    if not src.is_dir():
+    if not Path(src).is_dir():
         raise DataError(f"--src {src}: folder not found; pass the folder holding the raw photo pairs")
+    # Absolute, so the manifest's source paths stay meaningful from anywhere and a rerun from another working
+    # folder still recognises finished pairs.
+    src = Path(os.path.abspath(src))
     problems: list[dict] = []
     if pair_pattern:
         patterns = tuple(pair_pattern)
