@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from reface_tf.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_rgb, save_png_atomic
+from reface_tf.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_rgb
 from reface_tf.errors import DataError, ModelError, RefaceError
 from reface_tf.faces.align import BORDER_MODES, DEFAULT_MARGIN, DEFAULT_SIZE, align_face
 
@@ -219,7 +219,7 @@ def process_pair(landmarker, task: PairTask, opts: Options) -> dict:
                                          f"skipped with its pair: side {'B' if side == 'A' else 'A'} failed"))
         return {"stem": task.stem, "records": [], "problems": problems}
     for side, (_, _, image) in zip(SIDES, results):
-        save_png_atomic(output_path(opts.dst, side, task.stem), image)
+        write_png_atomic(output_path(opts.dst, side, task.stem), image)
     return {"stem": task.stem, "records": [record for record, _, _ in results], "problems": []}
 
 
@@ -348,15 +348,34 @@ def _run_pool(tasks: list[PairTask], opts: Options, workers: int) -> Iterable[di
 # --------------------------------------------------------------------------------------- manifest, report
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write via a unique temporary name in the same folder and rename, so readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_png_atomic(path: Path, rgb: np.ndarray) -> None:
+    """Lossless PNG of an RGB uint8 image, written atomically.
+
+    OpenCV's encoder at zlib level 3 takes about a third of the time of PIL's default (level 6) for files ~4%
+    larger; at level 6 encoding was ~40% of the CPU time per photo, more than finding the landmarks.
+    """
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise DataError(f"{path}: PNG encoding failed")
+    write_bytes_atomic(path, encoded.tobytes())
 
 
 def read_manifest(dst: str | os.PathLike) -> dict[tuple[str, str], dict]:

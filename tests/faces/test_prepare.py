@@ -292,3 +292,15 @@ def test_no_pair_aligned_exits_one(tmp_path, no_face_path):
     assert _run("--src", src, "--dst", tmp_path / "out", "--workers", 1) == 1
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["skipped_by_reason"] == {"no face": 2}
+
+
+def test_written_png_is_the_aligned_image(prepared, raw, landmarker):
+    from reface_tf.faces.align import align_face
+
+    out, _ = prepared
+    rgb = load_rgb(raw / "A" / "hopper.jpg")
+    expected = align_face(rgb, landmarker.detect(rgb)[0].landmarks, size=128).image
+    written = np.asarray(Image.open(out / "A" / "hopper.png"))
+    assert written.shape == expected.shape
+    # Lossless and in RGB order (a channel swap would be off by tens of levels).
+    assert np.abs(written.astype(int) - expected).mean() < 0.5
