@@ -304,3 +304,17 @@ def test_written_png_is_the_aligned_image(prepared, raw, landmarker):
     assert written.shape == expected.shape
     # Lossless and in RGB order (a channel swap would be off by tens of levels).
     assert np.abs(written.astype(int) - expected).mean() < 0.5
+
+
+def test_unusable_model_in_workers_stops_the_run_with_one_line(tmp_path, capsys, grace_hopper):
+    for side in "AB":
+        for stem in ("x", "y"):
+            _save(tmp_path / "raw" / side / f"{stem}.jpg", grace_hopper)
+    bogus = tmp_path / "face_landmarker.task"
+    bogus.write_bytes(b"not a model bundle")
+    code = _run("--src", tmp_path / "raw", "--dst", tmp_path / "out", "--landmarker", bogus, "--workers", 2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert [line for line in err if line.startswith("error:")] == [err[-1]]
+    assert "not a usable MediaPipe face landmarker bundle" in err[-1] and "--landmarker" in err[-1]
+    assert not list((tmp_path / "out").glob("*/*.png"))
