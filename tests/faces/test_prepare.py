@@ -13,6 +13,9 @@ from reface_tf.cli import run_cli
 from reface_tf.data.images import load_rgb
 from reface_tf.faces.prepare import discover_pairs, main
 
+# Nearly every test here runs the landmarker, whose model comes from the package registry on a cold cache.
+pytestmark = pytest.mark.network
+
 MAX_PIXELS = 3_000_000  # the mountain photo (2.1 MP) passes, the 3.2 MP "huge" photo does not
 
 
