@@ -15,6 +15,7 @@ interrupted run leaves only complete files, and a rerun continues where it stopp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import logging
@@ -201,6 +202,12 @@ def _align_side(landmarker, task: PairTask, side: str, opts: Options) -> tuple[d
     return record, None, aligned.image
 
 
+def _remove_outputs(dst: str, stem: str) -> None:
+    for side in SIDES:
+        with contextlib.suppress(OSError):  # a folder squatting on the name is reported by the write, not here
+            output_path(dst, side, stem).unlink(missing_ok=True)
+
+
 def process_pair(landmarker, task: PairTask, opts: Options) -> dict:
     """Align both photos of a pair and write them; a pair failing on either side writes nothing.
 
@@ -210,16 +217,19 @@ def process_pair(landmarker, task: PairTask, opts: Options) -> dict:
     problems = [problem for _, problem, _ in results if problem is not None]
     if problems:
         # Remove outputs of an earlier run too, so the folder never holds a pair the manifest does not list.
-        for side in SIDES:
-            output_path(opts.dst, side, task.stem).unlink(missing_ok=True)
+        _remove_outputs(opts.dst, task.stem)
         other = {p["side"] for p in problems}
         for side in SIDES:
             if side not in other:
                 problems.append(_problem(task.stem, side, task.sources[SIDES.index(side)], "partner failed",
                                          f"skipped with its pair: side {'B' if side == 'A' else 'A'} failed"))
         return {"stem": task.stem, "records": [], "problems": problems}
-    for side, (_, _, image) in zip(SIDES, results):
-        write_png_atomic(output_path(opts.dst, side, task.stem), image)
+    try:
+        for side, (_, _, image) in zip(SIDES, results):
+            write_png_atomic(output_path(opts.dst, side, task.stem), image)
+    except OSError as err:  # disk full, permissions: drop the side already written so the pair stays whole
+        _remove_outputs(opts.dst, task.stem)
+        return _failed(task, f"could not write the aligned pair ({err})")
     return {"stem": task.stem, "records": [record for record, _, _ in results], "problems": []}
 
 

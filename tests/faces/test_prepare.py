@@ -321,3 +321,16 @@ def test_unusable_model_in_workers_stops_the_run_with_one_line(tmp_path, capsys,
     assert [line for line in err if line.startswith("error:")] == [err[-1]]
     assert "not a usable MediaPipe face landmarker bundle" in err[-1] and "--landmarker" in err[-1]
     assert not list((tmp_path / "out").glob("*/*.png"))
+
+
+def test_a_failed_write_leaves_neither_side(tmp_path, grace_hopper, astronaut):
+    src, out = tmp_path / "raw", tmp_path / "out"
+    _save(src / "A" / "p.jpg", grace_hopper)
+    _save(src / "B" / "p.png", astronaut)
+    (out / "B" / "p.png").mkdir(parents=True)  # the B output cannot be written
+    assert _run("--src", src, "--dst", out, "--workers", 1) == 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["skipped_by_reason"] == {"failed": 2}
+    assert "could not write the aligned pair" in report["skipped"][0]["reason"]
+    assert not (out / "A" / "p.png").exists()
+    assert [p.name for p in out.rglob(".*")] == []
