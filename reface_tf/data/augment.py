@@ -28,7 +28,7 @@ import numpy as np
 
 from reface_tf.errors import ConfigError, DataError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("reface_tf.data.augment")
 
 PHOTOMETRIC_SIDES = ("both", "input", "target", "none")
 
