@@ -1,0 +1,239 @@
+"""Sample fetcher (pins, checksums, licence notes) and the demo dataset builder (layout, groups, atomicity)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reface_tf import registry, samples
+from reface_tf.errors import DataError, RefaceError
+from reface_tf.registry import RegistryFile, sha256_of
+from reface_tf.samples import (SOURCES, DemoSettings, SampleSource, SamplesUnavailable, build_demo, ensure_demo,
+                               fetch_samples, select_sources)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("REFACE_CACHE", str(root))
+    return root
+
+
+@pytest.fixture
+def no_registry(monkeypatch):
+    """Any attempt to reach the package registry fails the way an offline machine does."""
+    def offline(requirement, sdist, dest):
+        raise DataError(f"could not download {requirement} from the package registry (offline)")
+
+    monkeypatch.setattr(registry, "_download_archive", offline)
+
+
+def test_sources_are_pinned_licensed_and_complete():
+    names = [s.name for s in SOURCES]
+    assert len(names) == len(set(names))
+    for s in SOURCES:
+        assert s.kind in ("photo", "video", "no_face")
+        assert s.item.sha256 and len(s.item.sha256) == 64 and int(s.item.sha256, 16) >= 0
+        assert "==" in s.item.requirement and s.item.licence
+    required = {"WolfgangLanger_Pexels", "single_face", "multi_face", "0-f1-su-ph", "0-f15-hao-ph", "15-f13-anc-ph",
+                "45-m7-di-ph", "free-mountain-vector-01", "no_face", "obama", "obama2", "obama3", "biden",
+                "obama_partial_face", "obama_partial_face2", "insightface_t1", "astronaut", "grace_hopper"}
+    assert required <= set(names)
+    assert {s.name for s in SOURCES if s.kind == "no_face"} == {"free-mountain-vector-01", "no_face"}
+    assert next(s for s in SOURCES if s.name == "biden").item.sdist  # face_recognition ships an sdist only
+    with pytest.raises(SamplesUnavailable, match="unknown sample"):
+        select_sources(["nobody"])
+
+
+def _fake_wheel(tmp_path: Path, member: str, payload: bytes) -> Path:
+    wheel = tmp_path / "fake-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(member, payload)
+    return wheel
+
+
+def test_checksum_mismatch_is_a_clear_error_and_leaves_no_file(tmp_path, cache, monkeypatch):
+    payload = b"not the pinned bytes"
+    wheel = _fake_wheel(tmp_path, "pkg/data/face.jpg", payload)
+    monkeypatch.setattr(registry, "_download_archive", lambda req, sdist, dest: wheel)
+    pinned = hashlib.sha256(b"the pinned bytes").hexdigest()
+    source = SampleSource("face", RegistryFile("fake==1.0", "pkg/data/face.jpg", pinned, licence="test"), "photo")
+    with pytest.raises(SamplesUnavailable) as info:
+        fetch_samples([source])
+    message = str(info.value)
+    assert "\n" not in message and "SHA-256" in message and pinned in message
+    assert not source.path.exists()
+    assert not [p for p in source.path.parent.glob("*") if p.is_file()]  # no half-written or temporary file
+
+    # The right bytes are accepted, cached, and noted with their licence.
+    good = SampleSource("face", RegistryFile("fake==1.0", "pkg/data/face.jpg", hashlib.sha256(payload).hexdigest(),
+                                             licence="CC0 test licence"), "photo")
+    path = fetch_samples([good])["face"]
+    assert path.read_bytes() == payload
+    note = (cache / "registry" / "fake-1.0" / "LICENCE.txt").read_text()
+    assert "CC0 test licence" in note and good.item.sha256 in note
+
+
+def test_cache_hit_needs_no_registry(tmp_path, cache, monkeypatch, no_registry):
+    payload = b"cached"
+    source = SampleSource("x", RegistryFile("fake==1.0", "pkg/x.jpg", hashlib.sha256(payload).hexdigest(),
+                                            licence="t"), "photo")
+    source.path.parent.mkdir(parents=True)
+    source.path.write_bytes(payload)
+    assert fetch_samples([source])["x"] == source.path
+    source.path.write_bytes(b"tampered")  # a corrupted cache entry is fetched again, here: fails offline
+    with pytest.raises(SamplesUnavailable, match="offline"):
+        fetch_samples([source])
+
+
+def test_installed_package_copy_is_used_offline(cache, no_registry):
+    pytest.importorskip("skimage")
+    astronaut = select_sources(["astronaut"])
+    path = fetch_samples(astronaut)["astronaut"]
+    assert sha256_of(path) == astronaut[0].item.sha256
+    assert "public domain" in (path.parents[2] / "LICENCE.txt").read_text()
+
+
+def test_is_new_view_drops_near_duplicates():
+    settings = DemoSettings()
+    lm = np.random.default_rng(0).uniform(50, 200, (478, 2)).astype(np.float32)
+    gray = np.full((256, 256), 100.0)
+    assert not samples._is_new_view(lm + 0.5, gray + 2.0, (lm, gray), settings)
+    assert samples._is_new_view(lm + 10.0, gray, (lm, gray), settings)  # the face moved
+    assert samples._is_new_view(lm, gray + 30.0, (lm, gray), settings)  # the picture changed
+
+
+def _synthetic_faces(n_video: int = 5):
+    from tests.synth.conftest import synthetic_landmarks
+
+    lm = synthetic_landmarks(256)
+    rng = np.random.default_rng(0)
+    image = lambda: rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)  # noqa: E731
+    faces = [samples._Face("photo_f0", "person_x", "photo", image(), lm),
+             samples._Face("photo2_f0", "person_x", "photo2", image(), lm)]
+    faces += [samples._Face(f"vid_{i:04d}", f"vid_block{i // 2:02d}", "vid", image(), lm, frame=i)
+              for i in range(n_video)]
+    return faces
+
+
+@pytest.fixture
+def offline_faces(monkeypatch):
+    """Replace fetching + detection with synthetic aligned faces, so the writer is tested without a network."""
+    stats = {"photos": 2, "frames_read": 9, "frames_kept": 5}
+    monkeypatch.setattr(samples, "fetch_samples", lambda sources=None: {})
+    monkeypatch.setattr(samples, "_collect_faces", lambda paths, settings: (_synthetic_faces(), stats))
+
+
+def _read_groups(root: Path) -> dict[str, str]:
+    with open(root / "groups.csv", newline="") as fh:
+        return {row["stem"]: row["group"] for row in csv.DictReader(fh)}
+
+
+def test_build_writes_the_training_layout(tmp_path, offline_faces):
+    from reface_tf.config import DataConfig
+    from reface_tf.data.pairs import scan_dataset, split_pairs
+
+    reports = build_demo(tmp_path / "demo", ["procedure", "sketch"])
+    for variant in ("procedure", "sketch"):
+        root = tmp_path / "demo" / variant
+        assert reports[variant].pairs == 7 and reports[variant].groups == 4
+        stems_a = sorted(p.stem for p in (root / "A").glob("*.png"))
+        assert stems_a == sorted(p.stem for p in (root / "B").glob("*.png"))
+        assert set(_read_groups(root)) == set(stems_a)
+        readme = (root / "README.md").read_text()
+        assert "Pexels" in readme and "licence" in readme.lower()
+        scan = scan_dataset(root, DataConfig())
+        assert len(scan.pairs) == 7 and not scan.problems
+        split = split_pairs(scan.pairs, 0.2, 0.2, seed=0)
+        homes = {}
+        for name, pairs in split.items():
+            for pair in pairs:
+                assert homes.setdefault(pair.group, name) == name  # a group never straddles splits
+    assert "SIMULATED" in (tmp_path / "demo" / "procedure" / "README.md").read_text()
+    sketch_a = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(tmp_path / "demo" / "sketch" / "A" / "vid_0000.png"))
+    assert (sketch_a[..., 0] == sketch_a[..., 1]).all()  # the sketch side is gray
+    assert not list((tmp_path / "demo").glob(".*"))  # no temporary folders left
+
+
+def test_ensure_demo_is_cached_and_interrupted_builds_never_look_complete(tmp_path, offline_faces, monkeypatch):
+    root = tmp_path / "d" / "procedure"
+    assert ensure_demo("procedure", root=root) == root
+    calls = []
+    monkeypatch.setattr(samples, "build_demo", lambda *a, **k: calls.append(1))
+    assert ensure_demo("procedure", root=root) == root and not calls  # second call: cache hit
+
+    monkeypatch.undo()
+    monkeypatch.setattr(samples, "fetch_samples", lambda sources=None: {})
+    monkeypatch.setattr(samples, "_collect_faces", lambda paths, settings: (_synthetic_faces(), {
+        "photos": 0, "frames_read": 0, "frames_kept": 0}))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(samples, "_readme", interrupted)
+    other = tmp_path / "d2" / "sketch"
+    with pytest.raises(KeyboardInterrupt):
+        ensure_demo("sketch", root=other)
+    assert not other.exists() and not list((tmp_path / "d2").glob(".*"))
+
+
+def test_custom_root_name(tmp_path, offline_faces):
+    root = tmp_path / "my_demo"
+    assert ensure_demo("sketch", root=root) == root
+    assert (root / "groups.csv").is_file() and len(list((root / "A").iterdir())) == 7
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_unavailable_registry_is_one_line_refaceerror(tmp_path, cache, no_registry, monkeypatch):
+    monkeypatch.setattr(samples, "_installed_copy", lambda source: None)
+    with pytest.raises(SamplesUnavailable) as info:
+        ensure_demo("procedure", root=tmp_path / "procedure")
+    assert isinstance(info.value, RefaceError) and "\n" not in str(info.value)
+    assert "demo dataset cannot be built" in str(info.value)
+    assert not (tmp_path / "procedure").exists()
+    with pytest.raises(SamplesUnavailable, match="variant"):
+        ensure_demo("cartoon")
+
+
+def test_cli_list_and_errors(capsys, cache, no_registry, monkeypatch):
+    from reface_tf.cli import run_cli
+
+    assert run_cli(samples.main, ["list"]) == 0
+    assert "WolfgangLanger_Pexels" in capsys.readouterr().out
+    monkeypatch.setattr(samples, "_installed_copy", lambda source: None)
+    assert run_cli(samples.main, ["fetch", "single_face"]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.network
+def test_fetch_real_files_verified():
+    paths = fetch_samples(select_sources(["single_face", "biden", "insightface_t1"]))
+    for name, path in paths.items():
+        source = select_sources([name])[0]
+        assert sha256_of(path) == source.item.sha256
+        assert (path.parents[len(Path(source.item.member).parts) - 1] / "LICENCE.txt").is_file()
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_real_demo_subset(tmp_path):
+    from reface_tf.data.images import load_rgb
+
+    root = ensure_demo("procedure", root=tmp_path / "procedure", limit=3)
+    groups = _read_groups(root)
+    stems = sorted(p.stem for p in (root / "A").glob("*.png"))
+    assert len(stems) >= 4 and set(groups) == set(stems)
+    assert sorted(p.stem for p in (root / "B").glob("*.png")) == stems
+    video = [s for s in stems if s.startswith("WolfgangLanger_Pexels_")]
+    assert 1 <= len(video) <= 3
+    for stem in video:
+        frame = int(stem.rsplit("_", 1)[1])
+        assert groups[stem] == f"WolfgangLanger_Pexels_block{frame // DemoSettings().block_frames:02d}"
+    a, b = load_rgb(root / "A" / f"{stems[0]}.png"), load_rgb(root / "B" / f"{stems[0]}.png")
+    assert a.shape == b.shape == (256, 256, 3) and not np.array_equal(a, b)
+    assert "SIMULATED" in (root / "README.md").read_text()
