@@ -423,6 +423,24 @@ def _complete_marker(root: Path) -> Path:
     return root / f".complete-v{DEMO_VERSION}"
 
 
+def _check_replaceable(root: Path) -> None:
+    """Refuse to overwrite a folder that is not a demo dataset built here (it may hold someone's data)."""
+    if root.exists() and (not root.is_dir() or (any(root.iterdir()) and not list(root.glob(".complete-v*")))):
+        raise SamplesUnavailable(f"{root} exists and is not a demo dataset built by reface_tf; choose another --out")
+
+
+def _replace_folder(new: Path, root: Path) -> None:
+    _check_replaceable(root)
+    if root.exists():
+        # Move the old copy aside first, so the new one appears in a single rename.
+        old = root.with_name(f".{root.name}.old-{os.getpid()}")
+        os.replace(root, old)
+        os.replace(new, root)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, root)
+
+
 def build_demo(out: str | os.PathLike | None = None, variants: Sequence[str] = VARIANTS,
                settings: DemoSettings | None = None) -> dict[str, DemoReport]:
     """Build the demo datasets ``<out>/<variant>/`` (A/, B/, groups.csv, faces.csv, README.md).
@@ -436,6 +454,8 @@ def build_demo(out: str | os.PathLike | None = None, variants: Sequence[str] = V
     if unknown:
         raise SamplesUnavailable(f"unknown demo variant {unknown[0]!r}; use one of {', '.join(VARIANTS)}")
     out = Path(out) if out is not None else cache_dir() / "demo"
+    for variant in variants:
+        _check_replaceable(out / variant)
     start = time.monotonic()
     used = select_sources(kinds=("photo", "video"))
     try:
@@ -457,9 +477,7 @@ def build_demo(out: str | os.PathLike | None = None, variants: Sequence[str] = V
             report.seconds = time.monotonic() - start
             (tmp / "README.md").write_text(_readme(report, settings, used), encoding="utf-8")
             _complete_marker(tmp).write_text(f"{report.pairs}\n", encoding="utf-8")
-            if root.exists():
-                shutil.rmtree(root)
-            os.replace(tmp, root)
+            _replace_folder(tmp, root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -485,11 +503,10 @@ def ensure_demo(variant: str = "procedure", root: str | os.PathLike | None = Non
     if reports is None:
         # A custom folder name: build beside it under the variant's name, then move it there.
         staging = root.parent / f".{root.name}.staging-{os.getpid()}"
+        _check_replaceable(root)
         try:
             build_demo(staging, [variant], DemoSettings(limit=limit))
-            if root.exists():
-                shutil.rmtree(root)
-            os.replace(staging / variant, root)
+            _replace_folder(staging / variant, root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return root

@@ -237,3 +237,18 @@ def test_real_demo_subset(tmp_path):
     a, b = load_rgb(root / "A" / f"{stems[0]}.png"), load_rgb(root / "B" / f"{stems[0]}.png")
     assert a.shape == b.shape == (256, 256, 3) and not np.array_equal(a, b)
     assert "SIMULATED" in (root / "README.md").read_text()
+
+
+def test_never_overwrites_a_folder_that_is_not_a_demo(tmp_path, offline_faces):
+    root = tmp_path / "procedure"
+    root.mkdir()
+    (root / "my_photo.jpg").write_bytes(b"precious")
+    with pytest.raises(SamplesUnavailable, match="not a demo dataset"):
+        ensure_demo("procedure", root=root)
+    assert (root / "my_photo.jpg").read_bytes() == b"precious"
+    # An outdated demo (older builder) is rebuilt in place.
+    stale = tmp_path / "demo" / "sketch"
+    stale.mkdir(parents=True)
+    (stale / ".complete-v0").write_text("1\n")
+    assert ensure_demo("sketch", root=stale) == stale
+    assert (stale / f".complete-v{samples.DEMO_VERSION}").is_file() and not (stale / ".complete-v0").exists()
