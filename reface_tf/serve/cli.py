@@ -47,3 +47,61 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         onnx = export_onnx(version_dir)
         print(f"onnx: {onnx}" if onnx else "onnx: unavailable (tf2onnx is not installed: pip install tf2onnx)")
     return 0
+
+
+PREDICT_EXAMPLES = """examples:
+  python predict.py photo.jpg --model export/reface/1 --out results/
+  python predict.py photos/ --run-dir runs/reface --out results/    # a checkpoint instead of an export
+writes OUT/<stem>_after.png and OUT/<stem>_before_after.png for each photo with a face.
+"""
+
+
+def predict_main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(description="Simulate the learned translation on ordinary photos: detect and align the face, "
+                     "generate, warp back and blend (only the face changes).", epilog=PREDICT_EXAMPLES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("photos", metavar="PHOTO_OR_DIR", help="a photo, or a folder of photos")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="exported SavedModel (export/reface/1, or export/reface for the newest)")
+    which.add_argument("--run-dir", help="training run directory (uses a checkpoint)")
+    parser.add_argument("--checkpoint", type=int, default=None, help="with --run-dir: checkpoint step (default latest)")
+    parser.add_argument("--out", default="predictions", help="output folder")
+    parser.add_argument("--landmarker", default=None, help="MediaPipe face_landmarker.task (default: pinned, cached)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="alignment margin the training pairs were prepared with (prepare.py --margin, default 0.2)")
+    parser.add_argument("--feather", type=float, default=None,
+                        help="blend feather in aligned pixels (default: model size / 32)")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    if args.checkpoint is not None and args.model:
+        raise ConfigError("--checkpoint: only with --run-dir (an export holds one checkpoint)")
+    if args.margin is not None and not 0.0 <= args.margin < 0.5:
+        raise ConfigError(f"--margin {args.margin}: must be in [0, 0.5)")
+    if args.feather is not None and args.feather < 0:
+        raise ConfigError(f"--feather {args.feather}: must be >= 0")
+    from reface_tf.cli import setup_logging
+
+    setup_logging(args.verbose)
+    import sys
+
+    from reface_tf.errors import DataError
+    from reface_tf.faces.align import DEFAULT_MARGIN
+    from reface_tf.faces.landmarks import FaceLandmarker
+    from reface_tf.serve.predict import list_photos, predict_photos
+
+    photos = list_photos(args.photos)  # before loading anything heavy: a wrong path fails fast
+    from reface_tf.eval.evaluate import source_from_export, source_from_run  # imports TensorFlow
+
+    source = source_from_run(args.run_dir, args.checkpoint) if args.run_dir else source_from_export(args.model)
+    size = source.cfg.data.image_size
+    with FaceLandmarker(args.landmarker) as landmarker:
+        result = predict_photos(photos, source.translate, size, landmarker, args.out,
+                                DEFAULT_MARGIN if args.margin is None else args.margin, args.feather,
+                                on_result=lambda photo, msg: print(msg, file=sys.stderr if msg.startswith("skipped") else sys.stdout))
+    if not result.written:
+        raise DataError(f"no photo succeeded ({len(result.failed)} failed; first: {result.failed[0][1]})")
+    mean = sum(result.seconds) / len(result.seconds)
+    print(f"{len(result.written)} of {len(photos)} photos done in {args.out} ({mean:.2f} s per photo"
+          + (f", first {result.seconds[0]:.2f} s" if len(result.seconds) > 1 else "") + ")"
+          + (f"; {len(result.failed)} skipped" if result.failed else ""))
+    return 0

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -64,8 +65,6 @@ class GeneratorExport(tf.Module):
         self._training = inference_training_flag(cfg)
         self._size = int(cfg.data.image_size)
         self._gray_input = cfg.data.input_channels == 1
-        # Stored in the graph as well as in reface_meta.json, so a bare SavedModel still says what it expects.
-        self.image_size = tf.Variable(self._size, trainable=False, dtype=tf.int32, name="image_size")
 
         size = self._size
         self.serve_uint8 = tf.function(self._serve_uint8, input_signature=[
@@ -145,11 +144,14 @@ def export_saved_model(generator: tf.keras.Model, cfg: Config, base: str | os.Pa
     module = GeneratorExport(generator, cfg)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=base))  # same file system: the rename is atomic
     try:
-        tf.saved_model.save(module, str(tmp), signatures={
-            "serving_default": module.serve_uint8.get_concrete_function(),
-            "image_bytes": module.serve_bytes.get_concrete_function(),
-            "float_tensor": module.serve_float.get_concrete_function(),
-        })
+        # keras.export.ExportArchive, not tf.saved_model.save of a tf.Module: only the archive records Keras 3
+        # variables so that the TF1-style loader of TF Serving and saved_model_cli can restore them.
+        archive = keras.export.ExportArchive()
+        archive.track(generator)
+        archive.add_endpoint("serving_default", module.serve_uint8)
+        archive.add_endpoint("image_bytes", module.serve_bytes)
+        archive.add_endpoint("float_tensor", module.serve_float)
+        archive.write_out(str(tmp), verbose=False)
         (tmp / META_FILE).write_text(json.dumps(model_meta(cfg, checkpoint), indent=2))
         if tflite:
             _write_tflite(module, tmp / "model.tflite")

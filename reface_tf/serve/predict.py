@@ -1,0 +1,146 @@
+"""Whole-photo simulation: detect and align the face, translate it, warp it back and blend it in.
+
+::
+
+    photo ──landmarks──▶ align (similarity onto the training template, at the model size)
+          ──model──▶ generated aligned face ──inverse warp──▶ photo frame
+          ──feathered face-oval mask──▶ blend: only the face changes; every pixel outside it is the photo's own
+
+The alignment must be the one the training pairs were prepared with (``prepare.py --margin``, default 0.2).
+The largest face of a photo is processed. A photo that fails (unreadable, no face) is reported and skipped;
+the batch goes on.
+
+Example::
+
+    source = source_from_export("export/reface/1")
+    with FaceLandmarker() as landmarker:
+        result = simulate_photo(load_rgb("me.jpg"), source.translate, source.cfg.data.image_size, landmarker)
+    save_png_atomic("me_after.png", result.after)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from reface_tf.data.images import is_image_path, load_rgb, save_png_atomic
+from reface_tf.errors import DataError, RefaceError
+from reface_tf.faces.align import DEFAULT_MARGIN, align_face, face_mask, warp_back
+
+log = logging.getLogger(__name__)
+
+Translate = Callable[[np.ndarray], np.ndarray]  # uint8 [N, S, S, 3] -> uint8 [N, S, S, C]
+
+
+class NoFaceError(DataError):
+    """No face was found in a photo."""
+
+
+@dataclass
+class Simulation:
+    after: np.ndarray        # the photo with the simulated face, same size as the input
+    alpha: np.ndarray        # float32 [H, W] blending weight of the generated face (0 = photo untouched)
+    aligned: np.ndarray      # the aligned face given to the model
+    generated: np.ndarray    # the model's aligned output
+    faces: int               # faces found (the largest was used)
+
+
+def default_feather(size: int) -> float:
+    """Feather width in aligned pixels: 8 at 256, proportionally smaller for smaller models."""
+    return max(2.0, size / 32.0)
+
+
+def blend(photo: np.ndarray, generated_back: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``photo * (1 - alpha) + generated * alpha``, rounded; pixels with alpha 0 are the photo's, bit for bit."""
+    a = alpha[..., None].astype(np.float64)
+    mixed = np.rint(photo.astype(np.float64) * (1.0 - a) + generated_back.astype(np.float64) * a)
+    mixed = np.clip(mixed, 0, 255).astype(np.uint8)
+    return np.where(a > 0, mixed, photo)
+
+
+def simulate_photo(rgb: np.ndarray, translate: Translate, size: int, landmarker, margin: float = DEFAULT_MARGIN,
+                   feather: float | None = None) -> Simulation:
+    """Simulate the translation on the largest face of ``rgb`` (uint8 RGB); NoFaceError if there is none."""
+    faces = landmarker.detect(rgb)
+    if not faces:
+        raise NoFaceError("no face found")
+    face = faces[0]
+    try:
+        aligned = align_face(rgb, face.landmarks, size=size, margin=margin, border_mode="reflect")
+    except ValueError as err:  # degenerate landmarks
+        raise DataError(f"alignment failed ({err})") from None
+    generated = np.asarray(translate(aligned.image[None]))[0]
+    if generated.shape[-1] == 1:
+        generated = np.repeat(generated, 3, axis=-1)
+    hw = rgb.shape[:2]
+    back, valid = warp_back(generated, aligned.matrix, hw)
+    mask = face_mask(aligned.landmarks, size, default_feather(size) if feather is None else feather)
+    mask_back, _ = warp_back(mask, aligned.matrix, hw)
+    alpha = np.where(valid, mask_back.reshape(hw), 0.0).astype(np.float32)
+    return Simulation(blend(rgb, back, alpha), alpha, aligned.image, generated, len(faces))
+
+
+def before_after(before: np.ndarray, after: np.ndarray, gap: int = 8) -> np.ndarray:
+    h, w = before.shape[:2]
+    canvas = np.full((h, 2 * w + gap, 3), 255, np.uint8)
+    canvas[:, :w], canvas[:, w + gap:] = before, after
+    return canvas
+
+
+def list_photos(path: str | os.PathLike) -> list[Path]:
+    """One photo, or the image files directly inside a folder (sorted)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist; pass a photo or a folder of photos")
+    if path.is_file():
+        return [path]
+    photos = sorted(p for p in path.iterdir() if p.is_file() and is_image_path(p))
+    if not photos:
+        raise DataError(f"{path}: no image files (.jpg, .png, ...) in this folder")
+    return photos
+
+
+@dataclass
+class BatchResult:
+    written: list[tuple[Path, Path]] = field(default_factory=list)  # (after, before_after) per photo
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)             # per successful photo
+
+
+def predict_photos(photos: list[Path], translate: Translate, size: int, landmarker, out_dir: str | os.PathLike,
+                   margin: float = DEFAULT_MARGIN, feather: float | None = None,
+                   on_result: Callable[[Path, str], None] | None = None) -> BatchResult:
+    """Run :func:`simulate_photo` on each photo, writing ``<stem>_after.png`` and ``<stem>_before_after.png``."""
+    out_dir = Path(out_dir)
+    result = BatchResult()
+    stems = [p.stem for p in photos]
+    for photo in photos:
+        # a.jpg and a.png in one folder must not overwrite each other's results
+        name = photo.stem if stems.count(photo.stem) == 1 else f"{photo.stem}_{photo.suffix.lstrip('.').lower()}"
+        start = time.perf_counter()
+        try:
+            rgb = load_rgb(photo)
+            sim = simulate_photo(rgb, translate, size, landmarker, margin, feather)
+            after_path, pair_path = out_dir / f"{name}_after.png", out_dir / f"{name}_before_after.png"
+            save_png_atomic(after_path, sim.after)
+            save_png_atomic(pair_path, before_after(rgb, sim.after))
+        except RefaceError as err:
+            reason = f"{photo}: {err}" if str(photo) not in str(err) else str(err)
+            result.failed.append((photo, reason))
+            log.debug("skipped %s", reason)
+            if on_result:
+                on_result(photo, f"skipped: {reason}")
+            continue
+        seconds = time.perf_counter() - start
+        result.written.append((after_path, pair_path))
+        result.seconds.append(seconds)
+        extra = f" ({sim.faces} faces, used the largest)" if sim.faces > 1 else ""
+        if on_result:
+            on_result(photo, f"{after_path} in {seconds:.2f} s{extra}")
+    return result
