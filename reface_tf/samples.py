@@ -12,7 +12,7 @@ Command line::
 
     python -m reface_tf.samples list              # the pinned sources and whether they are cached
     python -m reface_tf.samples fetch             # download + verify into the cache
-    python -m reface_tf.samples demo [--variant procedure|sketch|all] [--out DIR] [--limit N]
+    python -m reface_tf.samples demo [--variant procedure|sketch|segmap|all] [--out DIR] [--limit N]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from reface_tf.registry import RegistryFile, cache_dir, fetch_many, sha256_of
 
 log = logging.getLogger("reface_tf.samples")
 
-VARIANTS = ("procedure", "sketch")
+VARIANTS = ("procedure", "sketch", "segmap")
 DEMO_SIZE = 256
 # Bump when the builder's output changes, so a cached dataset from an older builder is rebuilt.
 DEMO_VERSION = 1
@@ -346,6 +346,11 @@ def _make_pair(face: _Face, variant: str, settings: DemoSettings) -> tuple[np.nd
         from reface_tf.synth.sketch import make_sketch
 
         return make_sketch(face.image, settings.sketch_style), face.image
+    if variant == "segmap":
+        from reface_tf.synth.segmaps import colorize, landmark_segmap
+
+        # The palette picture is what an image-to-image model reads; the raw labels go to labels/.
+        return colorize(landmark_segmap(face.landmarks, face.image.shape[:2])), face.image
     raise SamplesUnavailable(f"unknown demo variant {variant!r}; use one of {', '.join(VARIANTS)}")
 
 
@@ -356,9 +361,15 @@ def _readme(report: DemoReport, settings: DemoSettings, used: Sequence[SampleSou
         what = (f"A/ = aligned real photo, B/ = {SIMULATED_NOTE} Strength {settings.strength}: nose narrowing and "
                 "tip refinement, jawline tightening, brow lift, mild skin smoothing. B/ images are SIMULATED and "
                 "show no real surgical result.")
-    else:
+    elif report.variant == "sketch":
         what = (f"A/ = synthetic '{settings.sketch_style}' sketch made from the photo (photocopy + posterize), "
                 "B/ = aligned real photo.")
+    else:
+        what = ("A/ = colour-palette picture of a segmentation map rasterised from the face-mesh landmarks, "
+                "B/ = aligned real photo; labels/ = the same maps as one-channel PNG class ids (CelebAMask-HQ "
+                "order: 0 background, 1 skin, 2 nose, 3 eye_g, 4 l_eye, 5 r_eye, 6 l_brow, 7 r_brow, 8 l_ear, "
+                "9 r_ear, 10 mouth, 11 u_lip, 12 l_lip, 13 hair, 14 hat, 15 ear_r, 16 neck_l, 17 neck, 18 cloth; "
+                "l_/r_ = the subject's side). Only skin, nose, eyes, brows, mouth and lips are drawn.")
     lines = [
         f"# ReFace-TF demo dataset: {report.variant} (builder v{DEMO_VERSION})",
         "",
@@ -399,6 +410,10 @@ def _write_dataset(root: Path, variant: str, faces: list[_Face], settings: DemoS
         a, b = _make_pair(face, variant, settings)
         save_png_atomic(root / "A" / f"{face.stem}.png", a)
         save_png_atomic(root / "B" / f"{face.stem}.png", b)
+        if variant == "segmap":
+            from reface_tf.synth.segmaps import landmark_segmap, save_label_png
+
+            save_label_png(root / "labels" / f"{face.stem}.png", landmark_segmap(face.landmarks, face.image.shape[:2]))
         return face.source
 
     # OpenCV releases the GIL in the warps and filters, so two threads use both cores.

@@ -138,8 +138,8 @@ def test_build_writes_the_training_layout(tmp_path, offline_faces):
     from reface_tf.config import DataConfig
     from reface_tf.data.pairs import scan_dataset, split_pairs
 
-    reports = build_demo(tmp_path / "demo", ["procedure", "sketch"])
-    for variant in ("procedure", "sketch"):
+    reports = build_demo(tmp_path / "demo", ["procedure", "sketch", "segmap"])
+    for variant in ("procedure", "sketch", "segmap"):
         root = tmp_path / "demo" / variant
         assert reports[variant].pairs == 7 and reports[variant].groups == 4
         stems_a = sorted(p.stem for p in (root / "A").glob("*.png"))
@@ -158,6 +158,12 @@ def test_build_writes_the_training_layout(tmp_path, offline_faces):
     sketch_a = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(tmp_path / "demo" / "sketch" / "A" / "vid_0000.png"))
     assert (sketch_a[..., 0] == sketch_a[..., 1]).all()  # the sketch side is gray
     assert not list((tmp_path / "demo").glob(".*"))  # no temporary folders left
+    from reface_tf.synth.segmaps import PALETTE, load_label_png
+
+    labels = load_label_png(tmp_path / "demo" / "segmap" / "labels" / "vid_0001.png")
+    palette = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(tmp_path / "demo" / "segmap" / "A" / "vid_0001.png"))
+    np.testing.assert_array_equal(PALETTE[labels], palette)
+    assert set(np.unique(labels)) >= {0, 1, 2, 4, 5}
 
 
 def test_ensure_demo_is_cached_and_interrupted_builds_never_look_complete(tmp_path, offline_faces, monkeypatch):
