@@ -7,11 +7,12 @@ To add a generator term, write a module with ``build_<name>(cfg) -> LossTerm | N
 from __future__ import annotations
 
 from reface_tf.config import Config
+from reface_tf.losses.identity import build_identity
 from reface_tf.losses.perceptual import build_perceptual
 from reface_tf.losses.reconstruction import build_l1
 from reface_tf.losses.terms import LossTerm
 
-GENERATOR_TERM_BUILDERS = (build_l1, build_perceptual)
+GENERATOR_TERM_BUILDERS = (build_l1, build_perceptual, build_identity)
 
 
 def build_generator_terms(cfg: Config) -> list[LossTerm]:
