@@ -476,8 +476,11 @@ def build_demo(out: str | os.PathLike | None = None, variants: Sequence[str] = V
     try:
         paths = fetch_samples(used)
         faces, stats = _collect_faces(paths, settings)
-    except RefaceError as err:
-        raise SamplesUnavailable(f"demo dataset cannot be built: {err}") from None
+    except (RefaceError, RuntimeError, OSError) as err:
+        # RuntimeError/OSError: MediaPipe or the video decoder failing on this machine. Callers such as
+        # default_dataset() fall back on a RefaceError, so every build failure becomes one.
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SamplesUnavailable(f"demo dataset cannot be built: {message}") from None
     if not faces:
         raise SamplesUnavailable("demo dataset cannot be built: no face was found in the sample photos")
     reports: dict[str, DemoReport] = {}

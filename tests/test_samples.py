@@ -258,3 +258,26 @@ def test_never_overwrites_a_folder_that_is_not_a_demo(tmp_path, offline_faces):
     (stale / ".complete-v0").write_text("1\n")
     assert ensure_demo("sketch", root=stale) == stale
     assert (stale / f".complete-v{samples.DEMO_VERSION}").is_file() and not (stale / ".complete-v0").exists()
+
+
+def test_detector_failure_becomes_samples_unavailable(tmp_path, monkeypatch):
+    monkeypatch.setattr(samples, "fetch_samples", lambda sources=None: {})
+
+    def broken(paths, settings):
+        raise RuntimeError("Failed to create the graph\nlong native trace")
+
+    monkeypatch.setattr(samples, "_collect_faces", broken)
+    with pytest.raises(SamplesUnavailable, match="^demo dataset cannot be built: Failed to create the graph$"):
+        ensure_demo("procedure", root=tmp_path / "procedure")
+
+
+@pytest.mark.network
+def test_no_face_samples_have_no_face():
+    from reface_tf.data.images import load_rgb
+    from reface_tf.faces.landmarks import FaceLandmarker
+
+    paths = fetch_samples(select_sources(kinds=("no_face",)))
+    with FaceLandmarker() as landmarker:
+        assert landmarker.detect(load_rgb(paths["free-mountain-vector-01"])) == []
+        frames = [rgb for i, rgb in samples._video_frames(paths["no_face"]) if i % 10 == 0]
+        assert frames and all(landmarker.detect(rgb) == [] for rgb in frames)
