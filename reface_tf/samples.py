@@ -220,7 +220,7 @@ def fetch_samples(sources: Sequence[SampleSource] | None = None) -> dict[str, Pa
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """How the demo dataset is made. The defaults build both variants in well under a minute on 2 cores."""
+    """How the demo datasets are made. The defaults build all variants in about half a minute on 2 cores."""
 
     size: int = DEMO_SIZE
     strength: float = 1.0  # simulated-procedure strength

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,23 +194,19 @@ def augment_folder(data: Path, out: Path, copies: int, cfg: AugmentConfig | None
         raise DataError(f"{data}: expected A/ and B/ folders (inputs and targets matched by file stem)")
     if out.resolve() == data.resolve():
         raise ConfigError("--out must differ from --data")
-    targets = {p.stem: p for p in (data / "B").iterdir() if is_image_path(p)}
-    inputs = sorted(p for p in (data / "A").iterdir() if is_image_path(p) and p.stem in targets)
+    targets = {p.stem: p for p in (data / "B").iterdir() if is_image_path(p) and not p.name.startswith(".")}
+    inputs = sorted(p for p in (data / "A").iterdir() if is_image_path(p) and p.stem in targets and not p.name.startswith("."))
     if not inputs:
         raise DataError(f"{data}: no pairs (files in A/ and B/ with the same stem)")
     groups = _read_groups(data / "groups.csv")
     aug = build_paired_augmentation(cfg)
-    written = 0
-    new_groups: list[tuple[str, str]] = []
-    iterator = inputs
-    if progress:
-        from tqdm import tqdm
 
-        iterator = tqdm(inputs, desc="augment", unit="pair")
-    for index, path in enumerate(iterator):
+    def one(index: int) -> list[tuple[str, str]]:
+        path = inputs[index]
         a, b = load_rgb(path), load_rgb(targets[path.stem])
         if a.shape != b.shape:
             b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
+        rows = []
         for k in range(copies):
             # Seed from (seed, pair index, copy) so reruns reproduce the same files.
             pair_seed = int(np.random.SeedSequence([seed, index, k]).generate_state(1)[0] % (2**31 - 1))
@@ -217,8 +214,21 @@ def augment_folder(data: Path, out: Path, copies: int, cfg: AugmentConfig | None
             stem = f"{path.stem}_aug{k}"
             save_png_atomic(out / "A" / f"{stem}.png", a2)
             save_png_atomic(out / "B" / f"{stem}.png", b2)
-            new_groups.append((stem, groups.get(path.stem, path.stem)))
-            written += 1
+            rows.append((stem, groups.get(path.stem, path.stem)))
+        return rows
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Decoding, warping and PNG compression release the GIL, so threads use every core; results come back in
+    # input order and each pair's seed is fixed, so the output does not depend on scheduling.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        results = pool.map(one, range(len(inputs)))
+        if progress:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(inputs), desc="augment", unit="pair")
+        new_groups = [row for rows in results for row in rows]
+    written = len(new_groups)
     _write_groups(out / "groups.csv", new_groups)
     return written
 
@@ -234,7 +244,6 @@ def _read_groups(path: Path) -> dict[str, str]:
 
 def _write_groups(path: Path, rows: list[tuple[str, str]]) -> None:
     import csv
-    import os
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
