@@ -194,8 +194,11 @@ def augment_folder(data: Path, out: Path, copies: int, cfg: AugmentConfig | None
         raise DataError(f"{data}: expected A/ and B/ folders (inputs and targets matched by file stem)")
     if out.resolve() == data.resolve():
         raise ConfigError("--out must differ from --data")
-    targets = {p.stem: p for p in (data / "B").iterdir() if is_image_path(p) and not p.name.startswith(".")}
-    inputs = sorted(p for p in (data / "A").iterdir() if is_image_path(p) and p.stem in targets and not p.name.startswith("."))
+    def images(folder: Path) -> list[Path]:
+        return [p for p in folder.iterdir() if is_image_path(p) and not p.name.startswith(".")]
+
+    targets = {p.stem: p for p in images(data / "B")}
+    inputs = sorted(p for p in images(data / "A") if p.stem in targets)
     if not inputs:
         raise DataError(f"{data}: no pairs (files in A/ and B/ with the same stem)")
     groups = _read_groups(data / "groups.csv")
