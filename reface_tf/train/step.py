@@ -20,8 +20,38 @@ from reface_tf.losses import adversarial
 from reface_tf.losses.terms import LossTerm
 
 
+class FusedAdam(keras.optimizers.Adam):
+    """Keras Adam whose per-variable update is TensorFlow's fused ``ResourceApplyAdam`` kernel.
+
+    Same variables (so the same checkpoints) and the same maths as ``keras.optimizers.Adam``
+    (``var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``), but one pass over each
+    variable instead of about ten separate element-wise ops, each streaming the whole tensor through
+    memory. The U-Net has 54M parameters, so on a CPU the unfused update alone costs about as much as
+    a quarter of a batch-1 training step.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad or not isinstance(gradient, tf.Tensor) or variable.dtype != tf.float32:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        local_step = tf.cast(self.iterations + 1, dtype)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        tf.raw_ops.ResourceApplyAdam(
+            var=_handle(variable), m=_handle(m), v=_handle(v),
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), local_step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), local_step),
+            lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype),
+            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype), use_locking=False)
+
+
+def _handle(variable) -> tf.Tensor:
+    # Keras variables wrap a tf.Variable; under tf.distribute ``.handle`` resolves to this replica's copy.
+    return variable.value.handle if isinstance(variable, keras.Variable) else variable.handle
+
+
 def make_optimizer(lr: float, cfg: Config) -> keras.optimizers.Optimizer:
-    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.optim.beta1, beta_2=cfg.optim.beta2)
+    opt = FusedAdam(learning_rate=lr, beta_1=cfg.optim.beta1, beta_2=cfg.optim.beta2)
     if cfg.runtime.precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
