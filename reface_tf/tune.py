@@ -33,7 +33,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,7 +68,11 @@ def _typed(key: str, value: Any, source: str) -> Any:
     """The value as the config field stores it (so 1e-4 written as a string and 0.0001 are one value)."""
     section, name = key.split(".", 1)
     cfg = from_dict({section: {name: value}}, source=source)
-    return getattr(getattr(cfg, section), name)
+    typed = getattr(getattr(cfg, section), name)
+    choices = {f.name: f.metadata.get("choices") for f in fields(SECTIONS[section])}[name]
+    if choices and typed not in choices:
+        raise ConfigError(f"{source}: '{key}' value {typed!r} is not one of {', '.join(map(str, choices))}")
+    return typed
 
 
 def parse_grid(data: Any, source: str = "grid") -> list[Axis]:
@@ -432,3 +436,61 @@ def write_tables(result: TuneResult, axes: list[Axis], base: Config, folds: int,
 def grid_flags(axes: list[Axis]) -> str:
     """The command-line flags of the grid's keys (for messages)."""
     return ", ".join(flag_name(*k.split(".", 1)) for k, _ in axes)
+
+
+# -------------------------------------------------------------------------------------------- the CLI
+
+
+EXAMPLES = """examples:
+  python tune.py --grid grid.yaml --folds 3 --data data/pairs            # 2 epochs x 100 steps per fold
+  python tune.py --grid grid.yaml --folds 5 --fold-epochs 5 --fold-steps 0 --config configs/fast.yaml
+  python train.py --config runs/tune/best.yaml --data data/pairs         # then train the winner in full
+
+grid.yaml:
+  optim.lr_g: [0.0001, 0.0002]
+  loss:
+    lambda_l1: [50, 100]
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python tune.py``: the base config comes from ``--config`` and the usual training flags."""
+    from reface_tf.cli import setup_logging
+    from reface_tf.config import build_parser, config_from_args
+
+    parser = build_parser("Grid search with group-disjoint K-fold cross-validation over the training pairs.")
+    parser.epilog = EXAMPLES
+    tune = parser.add_argument_group("tuning")
+    tune.add_argument("--grid", required=True, help="YAML grid: config keys ('optim.lr_g') to lists of values")
+    tune.add_argument("--folds", type=int, default=3, help="number of group-disjoint folds K (default: 3)")
+    tune.add_argument("--out", default="runs/tune", help="tuning folder: tables, best.yaml and fold runs (default: runs/tune)")
+    tune.add_argument("--fold-epochs", type=int, default=Budget.epochs, help="epochs per fold run (default: %(default)s)")
+    tune.add_argument("--fold-steps", type=int, default=Budget.steps_per_epoch,
+                      help="steps per epoch of a fold run; 0 = full passes over the fold's pairs (default: %(default)s)")
+    tune.add_argument("--metric", default="ssim", choices=METRICS, help="validation metric that ranks the grid (default: ssim)")
+    tune.add_argument("--verbose", action="store_true", default=False, help="debug logging")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+
+    axes = load_grid(args.grid)
+    base, _ = config_from_args(args)
+    if args.fold_steps < 0:
+        raise ConfigError(f"--fold-steps {args.fold_steps}: must be 0 (full passes) or more")
+    budget = Budget(epochs=args.fold_epochs, steps_per_epoch=args.fold_steps or None)
+    budget.check()
+    validate(fold_config(base, budget, Path(args.out)))  # before TensorFlow starts
+    if base.data.root is None:
+        from reface_tf.data.default import default_dataset
+
+        base = base.replace(data={"root": default_dataset()})
+
+    result = run_tuning(base, axes, args.folds, args.out, budget, metric=args.metric, on_fold=print)
+    if result.interrupted:
+        print(f"interrupted; finished folds are kept. Continue with the same command (grid flags: {grid_flags(axes)})")
+        return 130
+    best = result.best
+    print(f"{result.trained} fold run(s) trained, {result.reused} reused; best: {describe(best.overrides)} "
+          f"(val {args.metric.upper()} {best.mean(args.metric):.4f} ± {best.std(args.metric):.4f}); "
+          f"tables in {result.out_dir}/tune.md")
+    print(f"train it with: python train.py --config {result.out_dir / 'best.yaml'}")
+    return 0

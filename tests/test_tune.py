@@ -1,32 +1,32 @@
 import csv
-import json
 
 import pytest
 
 from reface_tf.cli import run_cli
 from reface_tf.config import Config, load_yaml
-from reface_tf.data.pairs import Pair
+from reface_tf.data.pairs import Pair, read_splits
 from reface_tf.errors import ConfigError, DataError
-from reface_tf.tune import load_grid, main, make_folds, trials
+from reface_tf.tune import expand_grid, load_grid, main, make_folds
 
 TINY = ["--image-size", "64", "--load-size", "72", "--generator-depth", "6", "--generator-filters", "8",
-        "--disc-filters", "8", "--progress", "none", "--budget-epochs", "1", "--budget-steps", "2"]
+        "--disc-filters", "8", "--progress", "none", "--fold-epochs", "1", "--fold-steps", "2"]
 
 
 def test_grid_keys_and_values_are_checked(tmp_path):
-    base = Config()
-    (tmp_path / "g.yaml").write_text("optim.lr_g: [1.0e-4, 2.0e-4]\nloss:\n  lambda_l1: [50, 100]\n")
-    grid = load_grid(tmp_path / "g.yaml", base)
-    assert grid == {"optim.lr_g": [1e-4, 2e-4], "loss.lambda_l1": [50, 100]}
-    assert len({t.id for t in trials(grid)}) == 4
-    for text, needle in (("optim.nope: [1]", "unknown key"), ("optim.lr_g: [fast]", "not a valid float"),
-                         ("runtime.run_dir: [a]", "cannot be tuned"), ("model.norm: [bogus]", "not one of"),
-                         ("lr: [1]", "<section>.<name>")):
+    (tmp_path / "g.yaml").write_text("optim.lr_g: [1.0e-4, '2.0e-4']\nloss:\n  lambda_l1: [50, 100]\n")
+    axes = load_grid(tmp_path / "g.yaml")
+    assert axes == [("optim.lr_g", [1e-4, 2e-4]), ("loss.lambda_l1", [50.0, 100.0])]
+    points = expand_grid(axes)
+    assert len(points) == 4 and points[0] == {"optim.lr_g": 1e-4, "loss.lambda_l1": 50.0}
+    for text, needle in (("optim.nope: [1]", "nope"), ("optim.lr_g: [fast]", "lr_g"),
+                         ("runtime.run_dir: [a]", "cannot be tuned"), ("model.norm: [bogus]", "bogus"),
+                         ("lr: [1]", "section.key"), ("optim.lr_g: [1.0e-4, 0.0001]", "twice"),
+                         ("optim.lr_g: [", "not valid YAML")):
         (tmp_path / "bad.yaml").write_text(text)
         with pytest.raises(ConfigError, match=needle):
-            load_grid(tmp_path / "bad.yaml", base)
+            load_grid(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="does not exist"):
-        load_grid(tmp_path / "missing.yaml", base)
+        load_grid(tmp_path / "missing.yaml")
 
 
 def test_folds_keep_groups_together():
@@ -36,8 +36,23 @@ def test_folds_keep_groups_together():
     groups = [{p.group for p in f} for f in folds]
     assert all(not (a & b) for i, a in enumerate(groups) for b in groups[i + 1:])
     assert sorted(len(f) for f in folds) == [3, 3, 6]
-    with pytest.raises(DataError, match="only 4 groups"):
+    assert make_folds(pairs, 3, seed=0) == folds  # deterministic
+    with pytest.raises(DataError, match="only 4 group"):
         make_folds(pairs, 5, seed=0)
+    with pytest.raises(ConfigError, match="at least 2"):
+        make_folds(pairs, 1, seed=0)
+
+
+def test_bad_options_stop_before_training(tmp_path, synthetic_root, capsys):
+    (tmp_path / "grid.yaml").write_text("optim.lr_g: [1.0e-4]\n")
+    base = ["--grid", str(tmp_path / "grid.yaml"), "--data", str(synthetic_root), "--out", str(tmp_path / "t"), *TINY]
+    assert run_cli(main, [*base, "--fold-epochs", "0"]) == 2
+    assert "--fold-epochs 0" in capsys.readouterr().err
+    assert run_cli(main, [*base, "--image-size", "60"]) == 2
+    assert "--image-size" in capsys.readouterr().err
+    assert run_cli(main, [*base, "--folds", "99"]) == 2
+    assert "--folds 99" in capsys.readouterr().err
+    assert not (tmp_path / "t" / "tune.csv").exists()
 
 
 @pytest.mark.slow
@@ -47,35 +62,38 @@ def test_search_writes_tables_best_yaml_and_resumes(tmp_path, synthetic_root, mo
     argv = ["--grid", str(tmp_path / "grid.yaml"), "--folds", "2", "--data", str(synthetic_root), "--out", str(out), *TINY]
     assert run_cli(main, argv) == 0
     rows = list(csv.DictReader(open(out / "tune.csv")))
-    assert len(rows) == 8 and {r["fold"] for r in rows} == {"0", "1"}
+    assert len(rows) == 4 and sorted(int(r["rank"]) for r in rows) == [1, 2, 3, 4]
+    assert all(r["folds"] == "2" for r in rows)
+    ssim = [float(r["ssim_mean"]) for r in rows]
+    assert ssim == sorted(ssim, reverse=True) and all(0.0 < v <= 1.0 for v in ssim)
+    folds = list(csv.DictReader(open(out / "folds.csv")))
+    assert len(folds) == 8
     md = (out / "tune.md").read_text()
-    assert md.count(" ± ") >= 8 and "| 1 |" in md
+    assert md.count(" ± ") >= 12 and "| 1 |" in md
+
     best = load_yaml(out / "best.yaml")
     assert best.optim.epochs == Config().optim.epochs  # the full budget, not the tuning one
     assert best.model.generator_depth == 6 and best.data.image_size == 64
-    winner = md.split("| 1 | ")[1].split(" |")[0]  # rank 1 of the table
-    params = json.loads((out / winner / "params.json").read_text())
-    assert best.optim.lr_g == params["optim.lr_g"] and best.loss.lambda_l1 == params["loss.lambda_l1"]
-    # each fold validated on its own groups and never on the held-out test split
-    splits = [json.loads((out / rows[0]["config"] / f"fold{k}" / "splits.json").read_text()) for k in (0, 1)]
-    val_ids = [{p["id"] for p in s["val"]} for s in splits]
-    test_ids = {p["id"] for p in splits[0]["test"]}
-    assert not (val_ids[0] & val_ids[1]) and not (test_ids & (val_ids[0] | val_ids[1]))
-    assert not test_ids & {p["id"] for p in splits[0]["train"]}
+    assert best.optim.lr_g == float(rows[0]["optim.lr_g"]) and best.loss.lambda_l1 == float(rows[0]["loss.lambda_l1"])
+
+    # each fold validated on its own pairs, never on the test split a train.py run holds out
+    run_dirs = sorted((out / "runs").glob("*/fold-*"))
+    assert len(run_dirs) == 8
+    first = [read_splits(d) for d in sorted((out / "runs" / run_dirs[0].parent.name).glob("fold-*"))]
+    val_ids = [{p.id for p in s["val"]} for s in first]
+    assert not (val_ids[0] & val_ids[1])
+    train_ids = {p.id for p in first[0]["train"]}
+    assert not (train_ids & val_ids[0]) and val_ids[1] <= train_ids
 
     # resume: finished folds are read back; only a fold without result.json trains again
-    (out / rows[-1]["config"] / "fold1" / "result.json").unlink()
+    (run_dirs[-1] / "result.json").unlink()
     import reface_tf.train.loop as loop
 
     calls = []
     real_train = loop.train
     monkeypatch.setattr(loop, "train", lambda cfg: calls.append(cfg.runtime.run_dir) or real_train(cfg))
+    capsys.readouterr()
     assert run_cli(main, argv) == 0
-    assert calls == [str(out / rows[-1]["config"] / "fold1")]
-    assert len(list(csv.DictReader(open(out / "tune.csv")))) == 8
-    assert "python train.py --config" in capsys.readouterr().out
-
-    # another grid in the same folder is refused
-    (tmp_path / "grid.yaml").write_text("optim.lr_g: [5.0e-4]\n")
-    assert run_cli(main, argv) == 2
-    assert "another grid" in capsys.readouterr().err
+    assert calls == [str(run_dirs[-1])]
+    assert "1 fold run(s) trained, 7 reused" in capsys.readouterr().out
+    assert len(list(csv.DictReader(open(out / "tune.csv")))) == 4
