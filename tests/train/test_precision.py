@@ -84,3 +84,17 @@ def test_bfloat16_step_tracks_float32_on_the_same_batch(tiny_config):
         keras.mixed_precision.set_global_policy("float32")
     for key in ("l1", "d_total", "g_adv"):
         assert losses["mixed_bfloat16"][key] == pytest.approx(losses["fp32"][key], rel=0.05, abs=0.02), key
+
+
+def test_fused_and_separate_discriminator_passes_agree(tiny_config, monkeypatch):
+    """Instance norm normalises each example alone, so one batched D call equals two separate ones."""
+    import reface_tf.train.step as step_module
+
+    losses = {}
+    for fuse_max in (8, 0):
+        monkeypatch.setattr(step_module, "FUSE_MAX_BATCH", fuse_max)
+        cfg = tiny_config(model={"norm": "instance", "dropout": 0.0}, optim={"batch_size": 2})
+        *_, logs, _ = run_steps(cfg, steps=1)
+        losses[fuse_max] = {k: float(v) for k, v in logs[0].items()}
+    for key, value in losses[8].items():
+        assert losses[0][key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
