@@ -10,9 +10,9 @@ Variants, all exported from the SAME weights and loaded back with ``tf.saved_mod
 Accuracy of each variant is the maximum absolute difference of its uint8 output from the float32 export's,
 in grey levels (0–255), on realistic face images.
 
-Exporter: ``reface_tf.serve.export`` when it provides ``export_generator`` (used as-is for the fp32 variant),
-otherwise ``tf.saved_model.save`` of a ``tf.function`` with a ``uint8[None, H, W, 3]`` signature; the result
-says which.
+Exporter: ``reface_tf.serve.export.export_saved_model`` (its uint8 ``serving_default`` signature) when present;
+it has no XLA option, so the XLA variants (and every variant without it) are ``tf.saved_model.save`` of a
+``tf.function`` with a ``uint8[None, H, W, 3]`` signature. Each variant's result says which.
 """
 
 from __future__ import annotations
@@ -98,18 +98,15 @@ def _worker(args: argparse.Namespace) -> dict:
     reference = _build_generator(cfg, "float32")
     weights = reference.get_weights()
 
-    exporter = "tf.saved_model.save fallback (uint8 tf.function signature)"
-    custom_export = None
-    try:
-        from reface_tf.serve import export as export_module  # written alongside; used when present
-
-        custom_export = getattr(export_module, "export_generator", None)
+    try:  # the project's exporter, when present (it has no XLA option, so the XLA variants use the fallback)
+        from reface_tf.serve.export import export_saved_model
     except ImportError:
-        pass
+        export_saved_model = None
 
     faces = _face_batch(size, 8)
     results: dict[str, dict] = {}
     outputs: dict[str, np.ndarray] = {}
+    exporters: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="reface_bench_export_") as tmp:
         for variant in args.variants:
             policy = "mixed_bfloat16" if variant.startswith("bf16") else "float32"
@@ -117,21 +114,19 @@ def _worker(args: argparse.Namespace) -> dict:
             if generator is not reference:
                 generator.set_weights(weights)
             path = Path(tmp) / variant
-            if variant == "fp32" and custom_export is not None:
-                try:
-                    custom_export(generator, str(path), cfg)
-                    exporter = "reface_tf.serve.export.export_generator"
-                except Exception as err:  # keep the benchmark usable while the exporter's API settles
-                    exporter = f"tf.saved_model.save fallback (export_generator failed: {type(err).__name__})"
-                    _save_uint8_model(generator, path, size, channels, training_flag, jit=False)
+            if export_saved_model is not None and not variant.endswith("xla"):
+                path = export_saved_model(generator, cfg, path)
+                exporters[variant] = "reface_tf.serve.export.export_saved_model"
             else:
                 _save_uint8_model(generator, path, size, channels, training_flag, jit=variant.endswith("xla"))
+                exporters[variant] = "tf.saved_model.save of a uint8 tf.function" + (" (jit_compile)" if variant.endswith("xla") else "")
             loaded = tf.saved_model.load(str(path))
             fn = loaded.signatures["serving_default"]
+            arg = list(fn.structured_input_signature[1])[0]
             key = list(fn.structured_outputs)[0]
 
             def call(x):
-                return fn(tf.constant(x))[key].numpy()
+                return fn(**{arg: tf.constant(x)})[key].numpy()
 
             one, eight = faces[:1], faces
             for _ in range(3):  # warm-up: tracing, XLA compilation, oneDNN primitive caches
@@ -149,6 +144,7 @@ def _worker(args: argparse.Namespace) -> dict:
                 thr.append(time.perf_counter() - t0)
             outputs[variant] = call(eight)
             results[variant] = {
+                "exporter": exporters[variant],
                 "latency_b1_median_ms": round(1000 * statistics.median(lat), 2),
                 "latency_b1_p90_ms": round(1000 * sorted(lat)[int(0.9 * (len(lat) - 1))], 2),
                 "throughput_b8_img_per_s": round(8 / statistics.median(thr), 2),
@@ -159,6 +155,7 @@ def _worker(args: argparse.Namespace) -> dict:
             diff = np.abs(out.astype(np.int16) - base.astype(np.int16))
             results[variant]["max_abs_diff_vs_fp32"] = int(diff.max())
             results[variant]["mean_abs_diff_vs_fp32"] = round(float(diff.mean()), 3)
+    exporter = "; ".join(sorted(set(exporters.values())))
     return {"exporter": exporter, "image_size": size, "norm": cfg.model.norm, "depth": cfg.model.generator_depth,
             "training_flag": training_flag, "variants": results,
             "loadavg_after": [round(x, 2) for x in os.getloadavg()]}

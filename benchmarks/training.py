@@ -84,9 +84,10 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
 
     steps, warmup = args.steps, args.warmup
     it = batches()
-    waits, computes = [], []
+    waits, computes, cpu = [], [], []
     compile_start = time.perf_counter()
     for i in range(warmup + steps):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         batch = next(it)
         t1 = time.perf_counter()
@@ -97,6 +98,7 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
         if i >= warmup:
             waits.append(t1 - t0)
             computes.append(t2 - t1)
+            cpu.append(time.process_time() - c0)
         if not all(np.isfinite(list(logs.values()))):
             raise RuntimeError(f"non-finite loss: {logs}")
     totals = [w + c for w, c in zip(waits, computes)]
@@ -111,7 +113,14 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
         "first_step_s": round(first_step, 3),
         "median_step_s": round(step_s, 4),
         "mean_step_s": round(statistics.fmean(totals), 4),
+        # The fastest step is the least disturbed by other processes on a shared machine.
+        "min_step_s": round(min(totals), 4),
+        "img_per_s_best": round(global_batch / min(totals), 3),
         "img_per_s": round(global_batch / step_s, 3),
+        # CPU seconds of this process per step: with other processes on the cores this inflates far less than
+        # wall time, so it tells configurations apart on a busy machine.
+        "median_cpu_s_per_step": round(statistics.median(cpu), 3),
+        "cpu_s_per_image": round(statistics.median(cpu) / global_batch, 3),
         "median_wait_s": round(statistics.median(waits), 5),
         "median_compute_s": round(statistics.median(computes), 4),
         "stall_fraction": round(sum(waits) / sum(totals), 4),
