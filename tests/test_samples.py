@@ -155,6 +155,18 @@ def test_build_writes_the_training_layout(tmp_path, offline_faces):
             for pair in pairs:
                 assert homes.setdefault(pair.group, name) == name  # a group never straddles splits
     assert "SIMULATED" in (tmp_path / "demo" / "procedure" / "README.md").read_text()
+    # procedure pairs carry their face region; A and B are identical outside it
+    from PIL import Image
+
+    proc = tmp_path / "demo" / "procedure"
+    assert sorted(p.stem for p in (proc / "regions").glob("*.png")) == sorted(p.stem for p in (proc / "A").glob("*.png"))
+    assert not (tmp_path / "demo" / "sketch" / "regions").exists()
+    for mask_path in (proc / "regions").glob("*.png"):
+        region = np.asarray(Image.open(mask_path)) > 0
+        a = np.asarray(Image.open(proc / "A" / mask_path.name))
+        b = np.asarray(Image.open(proc / "B" / mask_path.name))
+        assert 0.05 < region.mean() < 0.95
+        np.testing.assert_array_equal(a[~region], b[~region])
     sketch_a = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(tmp_path / "demo" / "sketch" / "A" / "vid_0000.png"))
     assert (sketch_a[..., 0] == sketch_a[..., 1]).all()  # the sketch side is gray
     assert not list((tmp_path / "demo").glob(".*"))  # no temporary folders left

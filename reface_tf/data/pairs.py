@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLITS_FILE = "splits.json"
+# Optional per-pair masks next to A/ and B/ (``regions/<stem>.png``, non-zero = the region the translation is
+# meant to change, e.g. the face of a procedure-simulated pair); evaluation also reports metrics inside them.
+REGIONS_DIR = "regions"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ class Pair:
     group: str
     input_half: str | None = None   # "left" / "right" for side-by-side files
     target_half: str | None = None
+
+
+def region_path(pair: Pair) -> Path | None:
+    """``<root>/regions/<stem>.png`` of a pair in the A/ B/ layout, when that mask exists."""
+    path = Path(pair.input_path).parent.parent / REGIONS_DIR / f"{Path(pair.input_path).stem}.png"
+    return path if pair.input_half is None and path.is_file() else None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Per pair: PSNR, SSIM and L1 of the generated image against the target, identity cosine (SFace, see
 :mod:`reface_tf.eval.identity`) of output vs target and output vs input, and the same numbers for the
-"output = input" baseline. Images are compared as the uint8 pictures a user gets (the generator's output
+"output = input" baseline. Pairs with a ``regions/<stem>.png`` mask (procedure-simulated pairs: the pixels the
+simulation may change) also get the same metrics inside that face region (``face_*`` keys). Images are compared as the uint8 pictures a user gets (the generator's output
 rounded to uint8), with the fixed data range 255; L1 is reported in the [-1, 1] units of training's
 ``val_l1``.
 
@@ -28,11 +29,11 @@ from typing import Callable
 import numpy as np
 
 from reface_tf.config import Config
-from reface_tf.data.pairs import Pair, read_split, scan_dataset
+from reface_tf.data.pairs import Pair, read_split, region_path, scan_dataset
 from reface_tf.data.pipeline import DecodedPairs, to_uint8
 from reface_tf.errors import DataError
 from reface_tf.eval.identity import IdentityModel, load_identity_model, pair_identity
-from reface_tf.eval.metrics import UINT8_RANGE, mae, psnr, ssim
+from reface_tf.eval.metrics import UINT8_RANGE, mae, psnr, region_metrics, ssim
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,32 @@ def _std(values: list[float | None]) -> float | None:
     return float(np.std(values)) if values else None
 
 
+REGION_KEYS = ("face_psnr", "face_ssim", "face_l1", "baseline_face_psnr", "baseline_face_ssim", "baseline_face_l1")
+
+
+def load_region(pair: Pair, size: int) -> np.ndarray | None:
+    """The pair's ``regions/<stem>.png`` mask at the model size (nearest neighbour), or None."""
+    import cv2
+
+    from reface_tf.data.images import load_rgb
+
+    path = region_path(pair)
+    if path is None:
+        return None
+    mask = load_rgb(path).max(axis=-1)
+    if not mask.any():
+        raise DataError(f"{path}: the region mask is empty; delete it or draw the region (non-zero pixels)")
+    return cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def _region_row(inp: np.ndarray, out: np.ndarray, tgt: np.ndarray, region: np.ndarray | None) -> dict:
+    if region is None:
+        return dict.fromkeys(REGION_KEYS)
+    model, base = region_metrics(out, tgt, region, UINT8_RANGE), region_metrics(inp, tgt, region, UINT8_RANGE)
+    return {"face_psnr": model["psnr"], "face_ssim": model["ssim"], "face_l1": model["l1"] / 127.5,
+            "baseline_face_psnr": base["psnr"], "baseline_face_ssim": base["ssim"], "baseline_face_l1": base["l1"] / 127.5}
+
+
 def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "", batch_size: int = 8,
              identity: bool = True, progress: bool = True, max_examples: int = 8) -> EvalResult:
     """Translate every pair and measure it; deterministic for a given source and pair list."""
@@ -147,6 +174,7 @@ def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "",
                        "l1": mae(out, tgt) / 127.5,
                        "baseline_psnr": psnr(inp, tgt, UINT8_RANGE), "baseline_ssim": ssim(inp, tgt, UINT8_RANGE),
                        "baseline_l1": mae(inp, tgt) / 127.5}
+                row.update(_region_row(inp, out, tgt, load_region(pair, size)))
                 ident = pair_identity(model, inp, out, tgt) if model is not None else None
                 row.update({"identity_output_target": ident.output_target if ident else None,
                             "identity_output_input": ident.output_input if ident else None,
@@ -173,6 +201,8 @@ def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "",
         "identity_cosine_input": _mean(col("identity_output_input")),
         "baseline_psnr": _mean(col("baseline_psnr")), "baseline_ssim": _mean(col("baseline_ssim")),
         "baseline_l1": _mean(col("baseline_l1")), "baseline_identity_cosine": _mean(col("baseline_identity")),
+        "n_face_region": sum(r["face_psnr"] is not None for r in rows),
+        **{key: _mean(col(key)) for key in REGION_KEYS},
         "identity_model": identity_description,
         "identity_crops": {kind: sum(r["identity_crop"] == kind for r in rows) for kind in ("landmarks", "whole")}
         if model is not None else {},

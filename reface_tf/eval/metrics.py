@@ -60,3 +60,38 @@ def batch_metrics(outputs: np.ndarray, targets: np.ndarray, data_range: float | 
         rows["psnr"].append(psnr(out, tgt, data_range))
         rows["ssim"].append(ssim(out, tgt, data_range))
     return rows
+
+
+def _region(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    region = np.asarray(mask).astype(bool)
+    if region.shape != tuple(shape[:2]):
+        raise ValueError(f"region mask shape {region.shape} does not match the images' {tuple(shape[:2])}")
+    if not region.any():
+        raise ValueError("region mask is empty")
+    return region
+
+
+def region_metrics(a: np.ndarray, b: np.ndarray, mask: np.ndarray, data_range: float | None = None) -> dict[str, float]:
+    """L1 (images' units), PSNR and SSIM of one pair restricted to the pixels where ``mask`` (HxW) is set.
+
+    PSNR uses the mean squared error over the region's pixels and channels; SSIM is the full-image SSIM map
+    (same window as :func:`ssim`, so neighbours outside the region still enter each local window) averaged
+    over the region (less the 5-pixel border skimage also leaves out) and the channels.
+    """
+    data_range = data_range_of(a) if data_range is None else data_range
+    x, y = _as_float64_pair(a, b)
+    region = _region(mask, x.shape)
+    diff = (x - y)[region]
+    mse = float(np.mean(diff**2))
+    channel_axis = -1 if x.ndim == 3 else None
+    _, ssim_map = structural_similarity(x, y, data_range=data_range, channel_axis=channel_axis, gaussian_weights=True,
+                                        sigma=1.5, use_sample_covariance=False, full=True)
+    # As skimage's mean SSIM, leave out the border where the window would reach past the image.
+    pad = (2 * int(3.5 * 1.5 + 0.5) + 1 - 1) // 2
+    inner = np.zeros_like(region)
+    inner[pad:-pad, pad:-pad] = region[pad:-pad, pad:-pad]
+    if not inner.any():
+        raise ValueError(f"region mask lies entirely within {pad} pixels of the border")
+    return {"l1": float(np.mean(np.abs(diff))),
+            "psnr": PSNR_CAP_DB if mse == 0 else float(min(PSNR_CAP_DB, 10.0 * np.log10(data_range**2 / mse))),
+            "ssim": float(np.mean(ssim_map[inner]))}

@@ -24,7 +24,8 @@ from reface_tf.eval.evaluate import EvalResult
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("id", "psnr", "ssim", "l1", "identity_output_target", "identity_output_input", "baseline_psnr",
-               "baseline_ssim", "baseline_l1", "baseline_identity", "identity_crop", "input", "target")
+               "baseline_ssim", "baseline_l1", "baseline_identity", "identity_crop", "face_psnr", "face_ssim", "face_l1",
+               "baseline_face_psnr", "baseline_face_ssim", "baseline_face_l1", "input", "target")
 DIFF_FULL_SCALE = 128.0  # a mean absolute difference of 128 (of 255) is the top of the heat map, in every grid
 
 
@@ -83,7 +84,11 @@ def _summary_table(s: dict) -> list[tuple[str, str, str]]:
         ("identity cosine vs target ↑", _fmt(s["identity_cosine"]), _fmt(s["baseline_identity_cosine"])),
         ("identity cosine vs input", _fmt(s["identity_cosine_input"]), "1 (by definition)"
          if s["identity_cosine_input"] is not None else "n/a"),
-    ]
+    ] + ([
+        (f"face region PSNR (dB) ↑, {s['n_face_region']} pairs", _fmt(s["face_psnr"], 2), _fmt(s["baseline_face_psnr"], 2)),
+        ("face region SSIM ↑", _fmt(s["face_ssim"]), _fmt(s["baseline_face_ssim"])),
+        ("face region L1 ↓", _fmt(s["face_l1"]), _fmt(s["baseline_face_l1"])),
+    ] if s.get("n_face_region") else [])
 
 
 def report_markdown(result: EvalResult) -> str:

@@ -134,3 +134,33 @@ def test_a_failed_evaluation_keeps_the_previous_report(first_report, trained_run
         run(["--run-dir", str(trained_run), "--out", str(out), "--no-identity"])
     assert (out / "metrics.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
+
+
+def test_face_region_metrics_from_regions_masks(trained_run, tmp_path, capsys):
+    """Pairs that differ only inside their regions/ mask: outside it the baseline is perfect, inside it is not."""
+    data = tmp_path / "regions_data"
+    for sub in ("A", "B", "regions"):
+        (data / sub).mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        a = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        b = a.copy()
+        b[16:48, 16:48] = np.roll(b[16:48, 16:48], 3, axis=1)  # a local warp-like change
+        mask = np.zeros((64, 64), np.uint8)
+        mask[16:48, 16:48] = 255
+        Image.fromarray(a).save(data / "A" / f"p{i}.png")
+        Image.fromarray(b).save(data / "B" / f"p{i}.png")
+        Image.fromarray(mask).save(data / "regions" / f"p{i}.png")
+    out = tmp_path / "o"
+    assert run(["--run-dir", str(trained_run), "--data", str(data), "--out", str(out), "--no-identity"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_face_region"] == 3
+    assert m["baseline_face_psnr"] < m["baseline_psnr"] and m["baseline_face_l1"] > m["baseline_l1"]
+    rows = list(csv.DictReader(open(out / "per_image.csv")))
+    assert m["face_psnr"] == pytest.approx(np.mean([float(r["face_psnr"]) for r in rows]))
+    assert "face region PSNR" in (out / "report.md").read_text()
+
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(data / "regions" / "p0.png")
+    assert run(["--run-dir", str(trained_run), "--data", str(data), "--out", str(tmp_path / "o2"), "--no-identity"]) == 2
+    one_error_line(capsys, "p0.png: the region mask is empty")
+    assert not (tmp_path / "o2").exists()

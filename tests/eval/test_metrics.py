@@ -53,3 +53,26 @@ def test_ssim_falls_with_distortion_and_shapes_must_match():
     assert 1.0 > ssim(a, mild) > ssim(a, rand_uint8((32, 32, 3), 4))
     with pytest.raises(ValueError, match="shapes differ"):
         psnr(a, a[:16])
+
+
+def test_region_metrics_see_only_the_region():
+    from reface_tf.eval.metrics import region_metrics
+
+    a = rand_uint8((64, 64, 3), 5)
+    b = a.copy()
+    b[20:40, 20:40] = 255 - b[20:40, 20:40]  # the only change
+    whole = np.ones((64, 64), bool)
+    full = region_metrics(a, b, whole)
+    assert full["psnr"] == pytest.approx(psnr(a, b)) and full["ssim"] == pytest.approx(ssim(a, b))
+    assert full["l1"] == pytest.approx(mae(a, b))
+    inside = np.zeros((64, 64), bool)
+    inside[20:40, 20:40] = True
+    changed = region_metrics(a, b, inside)
+    assert changed["psnr"] < full["psnr"] - 5 and changed["ssim"] < full["ssim"] and changed["l1"] > full["l1"]
+    outside = np.zeros((64, 64), bool)
+    outside[50:60, 5:15] = True
+    assert region_metrics(a, b, outside)["psnr"] == PSNR_CAP_DB
+    with pytest.raises(ValueError, match="empty"):
+        region_metrics(a, b, np.zeros((64, 64), bool))
+    with pytest.raises(ValueError, match="does not match"):
+        region_metrics(a, b, np.ones((32, 32), bool))
