@@ -7,7 +7,8 @@ Measures, at 256x256:
 * the per-step split between waiting for input and computing;
 * peak RSS of each training process;
 * exported-SavedModel generator latency (batch 1, median) and throughput (batch 8), float32 / bfloat16 / XLA;
-* face alignment throughput on real photos;
+* face alignment throughput on real photos (detect + align in one process, and ``prepare`` end to end on
+  ~1 MP JPEGs with one worker per core);
 * optionally (``--quality``) held-out SSIM of both configurations after the same number of training images.
 
 Writes ``benchmarks/results/<date>-<host>.json`` (atomically), prints a Markdown table and refreshes the table in
@@ -107,6 +108,10 @@ def markdown(result: dict) -> str:
                      f"median {al['median_ms_per_image']:.1f} ms/image over {al['images_timed']} photos"))
     elif al:
         rows.append(("Alignment", "skipped", al.get("skipped") or al.get("error", "")))
+    pr = (al or {}).get("prepare")
+    if pr and "img_per_s" in pr:
+        rows.append(("prepare.py end to end (~1 MP JPEG -> aligned PNG written)", f"{pr['img_per_s']:.1f} img/s",
+                     f"{pr['images']} images, {pr['workers']} worker processes, start-up included; target >= 50"))
     q = result.get("quality")
     if q and "tutorial" in q:
         rows.append(("Held-out SSIM, tutorial / fast", f"{q['tutorial']['val_ssim']:.4f} / {q['fast']['val_ssim']:.4f}",
@@ -176,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print("alignment ...", file=sys.stderr, flush=True)
         try:
             result["alignment"] = alignment.measure(repeats=2 if args.quick else 5)
+            result["alignment"]["prepare"] = alignment.measure_prepare(pairs=12 if args.quick else 150)
         except Exception as err:
             result["alignment"] = {"error": f"{type(err).__name__}: {err}"[:500]}
     if args.quality:
