@@ -152,7 +152,8 @@ def export_saved_model(generator: tf.keras.Model, cfg: Config, base: str | os.Pa
         archive.add_endpoint("image_bytes", module.serve_bytes)
         archive.add_endpoint("float_tensor", module.serve_float)
         archive.write_out(str(tmp), verbose=False)
-        (tmp / META_FILE).write_text(json.dumps(model_meta(cfg, checkpoint), indent=2))
+        meta = {**model_meta(cfg, checkpoint), "compute_dtype": str(getattr(generator, "compute_dtype", "float32"))}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         if tflite:
             _write_tflite(module, tmp / "model.tflite")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a serving container usually runs as another user

@@ -73,8 +73,13 @@ def checkpoint_path(run_dir: str | os.PathLike, number: int | None = None) -> st
     return str(path)
 
 
-def load_generator(run_dir: str | os.PathLike, checkpoint: int | None = None) -> tuple[keras.Model, Config, str]:
-    """Rebuild the generator of a run from its ``config.yaml`` and restore its weights."""
+def load_generator(run_dir: str | os.PathLike, checkpoint: int | None = None,
+                   policy: str = "float32") -> tuple[keras.Model, Config, str]:
+    """Rebuild the generator of a run from its ``config.yaml`` and restore its weights.
+
+    ``policy`` is the Keras dtype policy the layers compute in (``"mixed_bfloat16"`` for a faster CPU export);
+    the weights are float32 under every policy, so any run's checkpoint restores into either.
+    """
     from reface_tf.models import generator_from_config  # models import keras layers; keep this module light
 
     run_dir = Path(run_dir)
@@ -82,7 +87,12 @@ def load_generator(run_dir: str | os.PathLike, checkpoint: int | None = None) ->
         raise ModelError(f"--run-dir: {run_dir}/config.yaml not found; pass the run directory written by train.py")
     cfg = load_yaml(run_dir / "config.yaml")
     path = checkpoint_path(run_dir, checkpoint)
-    generator = generator_from_config(cfg)
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        generator = generator_from_config(cfg)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     try:
         tf.train.Checkpoint(generator=generator).restore(path).expect_partial().assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError) as err:

@@ -147,3 +147,21 @@ def test_export_refuses_a_file_as_base(exported, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ModelError, match="is a file"):
         export_saved_model(generator, cfg, tmp_path / "file")
+
+
+@pytest.mark.slow
+def test_bfloat16_export_stays_within_a_few_grey_levels(trained_run, tmp_path, capsys):
+    base = tmp_path / "reface"
+    assert run_cli(export_main, ["--run-dir", str(trained_run), "--out", str(base)]) == 0
+    assert run_cli(export_main, ["--run-dir", str(trained_run), "--out", str(base), "--precision", "bf16"]) == 0
+    assert "bf16" in capsys.readouterr().out
+    fp32, bf16 = load_exported(base / "1"), load_exported(base / "2")
+    assert fp32.meta["compute_dtype"] == "float32" and bf16.meta["compute_dtype"] == "bfloat16"
+    x = faces(4, seed=3)
+    a, b = fp32.translate_uint8(x), bf16.translate_uint8(x)
+    assert b.dtype == np.uint8 and b.shape == a.shape
+    diff = np.abs(a.astype(int) - b.astype(int))
+    assert 0 < diff.max() <= 12 and diff.mean() < 2.0  # really computed in bfloat16, and close to float32
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # the policy is restored
+    assert run_cli(export_main, ["--run-dir", str(trained_run), "--out", str(base), "--precision", "bf16", "--tflite"]) == 2
+    assert "--precision bf16" in capsys.readouterr().err
