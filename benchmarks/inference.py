@@ -4,7 +4,8 @@ Variants, all exported from the SAME weights and loaded back with ``tf.saved_mod
 
 * ``fp32``      — float32 graph;
 * ``fp32_xla``  — float32, serving function compiled with XLA (``jit_compile=True``);
-* ``bf16``      — the generator rebuilt under the ``mixed_bfloat16`` policy (bfloat16 compute, float32 weights);
+* ``bf16``      — what ``export.py --precision bf16`` writes: the generator under the ``mixed_bfloat16`` policy
+  with its convolution kernels stored in bfloat16 (``reface_tf.serve.precision.with_bfloat16_kernels``);
 * ``bf16_xla``  — both.
 
 Accuracy of each variant is the maximum absolute difference of its uint8 output from the float32 export's,
@@ -91,6 +92,7 @@ def _worker(args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
     from reface_tf.models import inference_training_flag
+    from reface_tf.serve.precision import with_bfloat16_kernels
 
     size, channels = cfg.data.image_size, cfg.data.input_channels
     training_flag = inference_training_flag(cfg)
@@ -113,6 +115,7 @@ def _worker(args: argparse.Namespace) -> dict:
             generator = reference if policy == "float32" else _build_generator(cfg, policy)
             if generator is not reference:
                 generator.set_weights(weights)
+                generator = with_bfloat16_kernels(generator)
             path = Path(tmp) / variant
             if export_saved_model is not None and not variant.endswith("xla"):
                 path = export_saved_model(generator, cfg, path)

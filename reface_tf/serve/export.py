@@ -43,6 +43,7 @@ import tensorflow as tf
 from reface_tf.config import Config, from_dict
 from reface_tf.errors import ModelError
 from reface_tf.models import inference_training_flag
+from reface_tf.serve.precision import compute_dtype, weights_dtypes
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +146,15 @@ def export_saved_model(generator: tf.keras.Model, cfg: Config, base: str | os.Pa
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=base))  # same file system: the rename is atomic
     try:
         # keras.export.ExportArchive, not tf.saved_model.save of a tf.Module: only the archive records Keras 3
-        # variables so that the TF1-style loader of TF Serving and saved_model_cli can restore them.
+        # variables so that the TF1-style loader of TF Serving and saved_model_cli can restore them. The archive
+        # collects the variables the endpoints use; tracking the model as well would save every weight twice.
         archive = keras.export.ExportArchive()
-        archive.track(generator)
         archive.add_endpoint("serving_default", module.serve_uint8)
         archive.add_endpoint("image_bytes", module.serve_bytes)
         archive.add_endpoint("float_tensor", module.serve_float)
         archive.write_out(str(tmp), verbose=False)
-        meta = {**model_meta(cfg, checkpoint), "compute_dtype": str(getattr(generator, "compute_dtype", "float32"))}
+        meta = {**model_meta(cfg, checkpoint), "compute_dtype": compute_dtype(generator),
+                "weights_dtypes": weights_dtypes(generator)}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         if tflite:
             _write_tflite(module, tmp / "model.tflite")

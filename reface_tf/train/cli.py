@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -19,10 +20,16 @@ EXAMPLES = """examples:
   python train.py --data data/pairs --epochs 450    # your A/ B/ pairs
   python train.py --run-dir runs/reface             # resume the run after Ctrl-C
   tensorboard --logdir runs/
+  python train.py --grid grid.yaml --folds 3        # grid search with cross-validation (same as tune.py)
 """
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--grid" or a.startswith("--grid=") for a in argv):
+        from reface_tf.tune import main as tune_main  # train.py --grid is tune.py
+
+        return tune_main(argv)
     parser = build_parser("Train a Pix2Pix face-to-face translation model.")
     parser.epilog = EXAMPLES
     parser.add_argument("--verbose", action="store_true", help="debug logging")

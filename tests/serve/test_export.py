@@ -47,6 +47,16 @@ def test_fresh_process_matches_the_in_memory_generator(exported, tmp_path):
     assert np.abs(u8.astype(int) - to_uint8(expected).astype(int)).max() <= 1
 
 
+def _variables_bytes(version_dir: Path) -> int:
+    return sum(f.stat().st_size for f in (version_dir / "variables").glob("variables.data-*"))
+
+
+def test_each_weight_is_saved_once(exported):
+    version_dir, generator, _ = exported
+    weight_bytes = sum(int(np.prod(w.shape)) * 4 for w in generator.weights)
+    assert weight_bytes <= _variables_bytes(version_dir) < 1.05 * weight_bytes
+
+
 @pytest.mark.slow
 def test_saved_model_cli_lists_both_signatures_and_runs_it(exported, tmp_path):
     version_dir, generator, _ = exported
@@ -157,6 +167,11 @@ def test_bfloat16_export_stays_within_a_few_grey_levels(trained_run, tmp_path, c
     assert "bf16" in capsys.readouterr().out
     fp32, bf16 = load_exported(base / "1"), load_exported(base / "2")
     assert fp32.meta["compute_dtype"] == "float32" and bf16.meta["compute_dtype"] == "bfloat16"
+    assert fp32.meta["weights_dtypes"] == ["float32"]
+    assert "bfloat16" in bf16.meta["weights_dtypes"]  # kernels stored in bfloat16: no per-call cast
+    stored = tf.train.load_checkpoint(str(bf16.path / "variables" / "variables")).get_variable_to_dtype_map()
+    assert tf.bfloat16 in stored.values()
+    assert _variables_bytes(bf16.path) < 0.6 * _variables_bytes(fp32.path)
     x = faces(4, seed=3)
     a, b = fp32.translate_uint8(x), bf16.translate_uint8(x)
     assert b.dtype == np.uint8 and b.shape == a.shape
