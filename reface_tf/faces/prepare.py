@@ -377,12 +377,14 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_png_atomic(path: Path, rgb: np.ndarray) -> None:
     """Lossless PNG of an RGB uint8 image, written atomically.
 
-    OpenCV's encoder at zlib level 3 takes about a third of the time of PIL's default (level 6) for files ~4%
-    larger; at level 6 encoding was ~40% of the CPU time per photo, more than finding the landmarks.
+    OpenCV's encoder at zlib level 3 with the run-length strategy: on aligned 256 px faces it takes 3.2 ms
+    where level 3 with the default strategy takes 5.5 ms and PIL's default (level 6) 10 ms, for files within
+    1-3% of the same size. At level 6 encoding was ~40% of the CPU time per photo, more than the landmarks.
     """
     import cv2
 
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), params)
     if not ok:
         raise DataError(f"{path}: PNG encoding failed")
     write_bytes_atomic(path, encoded.tobytes())

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from reface_tf.data.images import image_size, load_rgb, save_png_atomic
 from reface_tf.errors import DataError
@@ -24,6 +24,59 @@ def test_exif_orientation_is_applied(tmp_path):
     assert out.shape == (60, 40, 3)
     assert np.array_equal(out, np.rot90(rgb, k=-1))
     assert image_size(tmp_path / "r.png") == (40, 60)
+
+
+def _count_fast_decodes(monkeypatch):
+    import reface_tf.data.images as images
+
+    calls, real = [], images._decode_plain_jpeg
+
+    def spy(*args):
+        out = real(*args)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(images, "_decode_plain_jpeg", spy)
+    return calls
+
+
+def _pil_reference(path):
+    with Image.open(path) as img:
+        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("progressive", [False, True])
+def test_jpeg_fast_path_gives_the_pixels_pil_gives(tmp_path, monkeypatch, orientation, progressive):
+    """Plain colour JPEGs are decoded by OpenCV; orientation and pixels must match PIL's decode exactly."""
+    decoded = _count_fast_decodes(monkeypatch)
+    y, x = np.mgrid[0:48, 0:80]
+    rgb = np.stack([x * 3, y * 5, (x * y) % 256], axis=-1).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.jpg"
+    Image.fromarray(rgb).save(path, exif=exif, quality=90, progressive=progressive)
+    out = load_rgb(path)
+    expected = _pil_reference(path)
+    assert out.dtype == np.uint8 and out.flags.c_contiguous
+    assert out.shape == expected.shape == ((80, 48, 3) if orientation >= 5 else (48, 80, 3))
+    assert np.array_equal(out, expected)
+    assert decoded == [True]
+
+
+def test_jpeg_fast_path_agrees_with_pil_on_a_real_photo(tmp_path, monkeypatch):
+    from skimage import data
+
+    decoded = _count_fast_decodes(monkeypatch)
+    path = tmp_path / "astronaut.jpg"
+    Image.fromarray(data.astronaut()).save(path, quality=85, subsampling=2)  # 4:2:0 chroma, as cameras write
+    assert np.array_equal(load_rgb(path), _pil_reference(path))
+    Image.fromarray(data.astronaut()).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    (tmp_path / "half.jpg").write_bytes(path.read_bytes()[:-2000])
+    load_rgb(tmp_path / "cmyk.jpg")
+    with pytest.raises(DataError, match="truncated"):
+        load_rgb(tmp_path / "half.jpg")
+    assert decoded == [True, False, False]  # CMYK and a file without its end marker take the PIL path
 
 
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK"])
