@@ -89,8 +89,12 @@ def markdown(result: dict) -> str:
     for key in ("tutorial", "fast"):
         r = tr.get(key)
         if r:
+            starts = r.get("epoch_start_waits_s", [])
+            within = r.get("stall_fraction_within_epochs")
             rows.append((f"Input stall, {key}", f"{100 * r['stall_fraction']:.2f} % of step time",
-                         f"median wait {1000 * r['median_wait_s']:.2f} ms vs compute {1000 * r['median_compute_s']:.0f} ms"))
+                         f"median wait {1000 * r['median_wait_s']:.2f} ms vs compute {1000 * r['median_compute_s']:.0f} ms"
+                         + (f"; within epochs {100 * within:.2f} %, epoch-start waits "
+                            f"{', '.join(f'{w:.2f} s' for w in starts) or 'none timed'}" if within is not None else "")))
             rows.append((f"Peak RSS of training, {key}", f"{r['max_rss_mb'] / 1024:.2f} GB", "target < 4 GB (256x256)"))
     inf = result.get("inference")
     if inf and "variants" in inf:

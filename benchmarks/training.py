@@ -76,20 +76,22 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
     step_fn = make_train_step(generator, discriminator, g_opt, d_opt, terms, cfg, strategy, global_batch)
 
     def batches():
+        """(first batch of an epoch?, batch): epochs back to back, as the loop does (a new iterator per epoch)."""
         epoch = 0
-        while True:  # epochs back to back, as the loop does (a new iterator per epoch)
+        while True:
             ds = train_dataset(store, cfg, epoch, global_batch)
-            yield from strategy.experimental_distribute_dataset(ds)
+            for i, batch in enumerate(strategy.experimental_distribute_dataset(ds)):
+                yield i == 0, batch
             epoch += 1
 
     steps, warmup = args.steps, args.warmup
     it = batches()
-    waits, computes, cpu = [], [], []
+    waits, computes, cpu, epoch_starts = [], [], [], []
     compile_start = time.perf_counter()
     for i in range(warmup + steps):
         c0 = time.process_time()
         t0 = time.perf_counter()
-        batch = next(it)
+        epoch_start, batch = next(it)
         t1 = time.perf_counter()
         logs = {k: float(v) for k, v in step_fn(batch).items()}
         t2 = time.perf_counter()
@@ -99,6 +101,7 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
             waits.append(t1 - t0)
             computes.append(t2 - t1)
             cpu.append(time.process_time() - c0)
+            epoch_starts.append(epoch_start)
         if not all(np.isfinite(list(logs.values()))):
             raise RuntimeError(f"non-finite loss: {logs}")
     totals = [w + c for w, c in zip(waits, computes)]
@@ -125,6 +128,12 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
         "median_compute_s": round(statistics.median(computes), 4),
         "stall_fraction": round(sum(waits) / sum(totals), 4),
         "max_wait_s": round(max(waits), 4),
+        # The wait for an epoch's first batch includes releasing the previous epoch's tf.data iterator, which
+        # now and then blocks for seconds once (seen after the first epoch only); within an epoch:
+        "stall_fraction_within_epochs": round(
+            sum(w for w, e in zip(waits, epoch_starts) if not e)
+            / max(sum(t for t, e in zip(totals, epoch_starts) if not e), 1e-9), 4),
+        "epoch_start_waits_s": [round(w, 4) for w, e in zip(waits, epoch_starts) if e],
         # Every step's wait, in order: shows whether stalls come at epoch starts (a new iterator) or anywhere.
         "wait_s_per_step": [round(w, 4) for w in waits],
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
