@@ -64,13 +64,18 @@ def _decode_plain_jpeg(data: bytes, img: Image.Image) -> np.ndarray | None:
 
     OpenCV decodes straight into an RGB array: about 3 ms for a 1 MP photo where PIL's decode, EXIF copy and
     conversion to numpy take about 10 ms (both are libjpeg-turbo with the same settings, and give the same
-    pixels). Anything unusual (CMYK, grayscale, a file without its end marker, a decode failure) goes to the
-    PIL path, which knows how to convert it or how to explain what is wrong.
+    pixels). OpenCV only warns on stderr about damaged data, so PIL first reads the whole compressed stream at
+    1/8 scale (about 2 ms): a damaged file raises there, exactly as on the PIL path. Anything unusual (CMYK,
+    grayscale, a file without its end marker, a decode failure) goes to the PIL path, which knows how to
+    convert it or how to explain what is wrong.
     """
     if img.format != "JPEG" or img.mode != "RGB" or not data.endswith(b"\xff\xd9"):
         return None
     import cv2
 
+    with Image.open(io.BytesIO(data)) as probe:
+        probe.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+        probe.load()  # OSError on a damaged stream, reported by load_rgb like any corrupt file
     rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
     if rgb is None or rgb.shape != (img.height, img.width, 3):
         return None

@@ -77,6 +77,12 @@ def test_jpeg_fast_path_agrees_with_pil_on_a_real_photo(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="truncated"):
         load_rgb(tmp_path / "half.jpg")
     assert decoded == [True, False, False]  # CMYK and a file without its end marker take the PIL path
+    damaged = bytearray(path.read_bytes())  # complete file, scrambled entropy-coded data in the middle
+    for i in range(2000, 6000, 7):
+        damaged[i] = (damaged[i] * 31 + 7) % 256
+    (tmp_path / "damaged.jpg").write_bytes(bytes(damaged))
+    with pytest.raises(DataError, match="damaged.jpg: corrupt or truncated"):
+        load_rgb(tmp_path / "damaged.jpg")
 
 
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK"])
