@@ -57,7 +57,7 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
     import tensorflow as tf
 
     from reface_tf.data.pairs import scan_dataset
-    from reface_tf.data.pipeline import DecodedPairs, train_dataset
+    from reface_tf.data.pipeline import DecodedPairs, training_batches
     from reface_tf.losses import build_generator_terms
     from reface_tf.models import discriminator_from_config, generator_from_config
     from reface_tf.train import runtime
@@ -75,14 +75,14 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
         terms = build_generator_terms(cfg)
     step_fn = make_train_step(generator, discriminator, g_opt, d_opt, terms, cfg, strategy, global_batch)
 
+    steps_per_epoch = len(store) // global_batch
+    epochs_needed = -(-(args.warmup + args.steps) // steps_per_epoch) + 1
+
     def batches():
-        """(first batch of an epoch?, batch): epochs back to back, as the loop does (a new iterator per epoch)."""
-        epoch = 0
-        while True:
-            ds = train_dataset(store, cfg, epoch, global_batch)
-            for i, batch in enumerate(strategy.experimental_distribute_dataset(ds)):
-                yield i == 0, batch
-            epoch += 1
+        """(first batch of an epoch?, batch): epochs back to back from one iterator, as the loop does."""
+        ds = training_batches(store, cfg, 0, epochs_needed, global_batch, steps_per_epoch)
+        for i, batch in enumerate(strategy.experimental_distribute_dataset(ds)):
+            yield i % steps_per_epoch == 0, batch
 
     steps, warmup = args.steps, args.warmup
     it = batches()

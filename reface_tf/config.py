@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -23,6 +24,8 @@ from typing import Any, Sequence, get_type_hints
 import yaml
 
 from reface_tf.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def _opt(default: Any, help: str, flag: str | None = None, choices: Sequence[Any] | None = None) -> Any:
@@ -57,16 +60,18 @@ class DataConfig:
 class ModelConfig:
     generator_depth: int = _opt(8, "U-Net encoder blocks (8 = TF tutorial, down to 1x1 at 256; 7 = seed)")
     generator_filters: int = _opt(64, "U-Net filters of the first block")
-    norm: str = _opt("batch", "normalisation in both networks", choices=("batch", "instance", "none"))
+    norm: str = _opt("instance", "normalisation in both networks: instance (default; what batch norm at batch 1 with "
+                     "test-time batch statistics amounts to, as in the pix2pix paper), batch (the TF tutorial's: "
+                     "use it with --inference-mode train), none", choices=("batch", "instance", "none"))
     dropout: float = _opt(0.5, "dropout rate in the innermost decoder blocks")
     dropout_blocks: int = _opt(3, "how many innermost decoder blocks use dropout")
-    output_channels: int = _opt(3, "generator output channels", choices=(1, 3))
     disc_layers: int = _opt(3, "PatchGAN strided layers (3 = 70x70 receptive field)")
     disc_filters: int = _opt(64, "PatchGAN filters of the first layer")
     spectral_norm: bool = _opt(False, "spectral normalisation on the discriminator's convolutions")
     inference_mode: str = _opt("eval", "batch norm / dropout when generating samples, evaluating and exporting: "
                                "eval = moving statistics, no dropout (deterministic); train = batch statistics "
-                               "and dropout, as the TF tutorial does", choices=("eval", "train"))
+                               "and dropout, as the TF tutorial does (with --norm batch the TF tutorial exactly)",
+                               choices=("eval", "train"))
 
 
 @dataclass
@@ -114,6 +119,9 @@ class RuntimeConfig:
     progress: str = _opt("auto", "progress display: a bar on a terminal, periodic lines otherwise",
                          choices=("auto", "bar", "lines", "none"))
 
+
+# Policies whose factor at an epoch depends on the total number of epochs (see reface_tf.train.schedule).
+SCHEDULES_WITH_HORIZON = ("linear", "cosine")
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig, "runtime": RuntimeConfig}
 
@@ -199,6 +207,12 @@ def _set_field(cfg: Config, section: str, key: str, value: Any, source: str) -> 
     setattr(getattr(cfg, section), key, _coerce(value, types[key], where))
 
 
+# Keys that configs written by earlier versions hold but that no longer exist, with the only value that still
+# means what it meant then. ``output_channels`` was removed because a 1-channel generator could not train (its
+# targets stayed RGB); every saved run has 3 and reads back unchanged.
+RETIRED_KEYS = {("model", "output_channels"): 3}
+
+
 def from_dict(data: dict[str, Any], source: str = "config") -> Config:
     cfg = Config()
     if not isinstance(data, dict):
@@ -209,6 +223,11 @@ def from_dict(data: dict[str, Any], source: str = "config") -> Config:
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: section '{section}' must be a mapping of keys to values")
         for key, value in values.items():
+            if (section, key) in RETIRED_KEYS:
+                if value != RETIRED_KEYS[(section, key)]:
+                    raise ConfigError(f"{source}: {section}.{key} = {value!r} is no longer supported (the generator "
+                                      f"always outputs RGB); remove the key")
+                continue
             _set_field(cfg, section, key, value, source)
     return cfg
 
@@ -284,7 +303,8 @@ def load_config(argv: Sequence[str] | None = None) -> Config:
 
 
 def validate(cfg: Config, check_paths: bool = True) -> None:
-    """Raise ConfigError naming the first invalid field and how to fix it."""
+    """Raise ConfigError naming the first invalid field and how to fix it; log a warning for a configuration
+    measured to collapse (with a distribution strategy the replica count is only known in ``train``)."""
     d, m, lo, o, r = cfg.data, cfg.model, cfg.loss, cfg.optim, cfg.runtime
 
     def bad(section: str, key: str, problem: str) -> ConfigError:
@@ -368,17 +388,48 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
             raise bad("runtime", key, f"must be at least 1, got {getattr(r, key)}")
     if r.intra_threads < 0 or r.inter_threads < 0:
         raise bad("runtime", "intra_threads" if r.intra_threads < 0 else "inter_threads", "must be >= 0")
+    warning = collapse_warning(cfg) if r.strategy == "default" else None
+    if warning:
+        log.warning(warning)
+
+
+# Measured on held-out real faces (benchmarks/README.md): batch norm trained at a per-replica batch of 1 or 2 and
+# run with its moving statistics collapses (PSNR 4.9 dB, SSIM 0.19 after 23 epochs, below the mean face).
+COLLAPSE_MAX_PER_REPLICA_BATCH = 2
+
+
+def collapse_warning(cfg: Config, replicas: int = 1) -> str | None:
+    """One line naming the flags to change when ``cfg`` is a configuration measured to collapse, else None."""
+    per_replica = max(1, cfg.optim.batch_size // max(1, replicas))
+    if cfg.model.norm == "batch" and cfg.model.inference_mode == "eval" and per_replica <= COLLAPSE_MAX_PER_REPLICA_BATCH:
+        return (f"--norm batch with --inference-mode eval at a per-replica batch of {per_replica} was measured to collapse "
+                "on real faces (the moving statistics of tiny batches do not match them); use --norm instance (the "
+                "default), or --inference-mode train (the TF tutorial), or a per-replica --batch-size of 8 or more")
+    return None
+
+
+def resume_conflict(saved: Config, new: Config) -> str | None:
+    """Why ``new`` cannot continue a run started with ``saved`` (one line), or None when it can."""
+    for section in SECTIONS:
+        for f in fields(SECTIONS[section]):
+            old, value = getattr(getattr(saved, section), f.name), getattr(getattr(new, section), f.name)
+            if old != value and (section, f.name) not in RESUMABLE_CHANGES:
+                return (f"{flag_name(section, f.name)} ({section}.{f.name}): this run was started with {old!r}, not "
+                        f"{value!r}; a resumed run keeps its config, use a new --run-dir to change it")
+    o_old, o_new = saved.optim, new.optim
+    if o_old.epochs != o_new.epochs and o_old.lr_policy in SCHEDULES_WITH_HORIZON:
+        return (f"--epochs (optim.epochs): this run's {o_old.lr_policy} learning-rate schedule was laid out over "
+                f"{o_old.epochs} epochs; resuming with {o_new.epochs} would re-shape the rates of the epochs already "
+                f"trained; keep --epochs {o_old.epochs}, or start a new --run-dir")
+    return None
 
 
 def merge_for_resume(saved: Config, cli: Config, explicit: set[tuple[str, str]]) -> Config:
     """The run's saved config with the explicitly given, resume-safe flags applied on top."""
     merged = from_dict(saved.to_dict())
     for section, key in sorted(explicit):
-        new, old = getattr(getattr(cli, section), key), getattr(getattr(saved, section), key)
-        if new == old:
-            continue
-        if (section, key) not in RESUMABLE_CHANGES:
-            raise ConfigError(f"{flag_name(section, key)} ({section}.{key}): this run was started with {old!r}, not "
-                              f"{new!r}; a resumed run keeps its config, use a new --run-dir to change it")
-        setattr(getattr(merged, section), key, new)
+        setattr(getattr(merged, section), key, getattr(getattr(cli, section), key))
+    conflict = resume_conflict(saved, merged)
+    if conflict:
+        raise ConfigError(conflict)
     return merged

@@ -10,12 +10,42 @@ from reface_tf.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_defaults_are_the_tutorial_settings():
+def test_defaults_are_the_tutorial_settings_with_instance_norm():
     cfg = Config()
     assert (cfg.data.image_size, cfg.data.load_size, cfg.optim.batch_size) == (256, 286, 1)
     assert (cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.beta1) == (2e-4, 2e-4, 0.5)
     assert (cfg.loss.lambda_l1, cfg.loss.adversarial) == (100.0, "bce")
-    assert (cfg.model.generator_depth, cfg.model.generator_filters, cfg.model.norm) == (8, 64, "batch")
+    # instance norm: batch norm at batch 1 with its moving statistics at inference collapsed on real faces
+    assert (cfg.model.generator_depth, cfg.model.generator_filters, cfg.model.norm) == (8, 64, "instance")
+    assert cfg.model.inference_mode == "eval"
+
+
+def test_norm_batch_inference_mode_train_is_the_tutorial_network_and_warns_only_in_eval_mode(caplog):
+    from reface_tf.models import discriminator_from_config, generator_from_config
+
+    tutorial = load_config(["--norm", "batch", "--inference-mode", "train"])
+    assert "collapse" not in caplog.text
+    assert generator_from_config(tutorial).count_params() == 54_425_859  # innermost batch norm included
+    assert discriminator_from_config(tutorial).count_params() == 2_770_433
+    innermost = "down7_norm"  # the 1x1 block: batch norm of a 1x1 map at batch 1 outputs its offset
+    assert innermost in {layer.name for layer in generator_from_config(tutorial).layers}
+    assert innermost not in {layer.name for layer in generator_from_config(Config()).layers}
+    load_config(["--norm", "batch"])
+    assert "--norm batch with --inference-mode eval" in caplog.text and "--norm instance" in caplog.text
+    caplog.clear()
+    load_config(["--norm", "batch", "--batch-size", "8"])
+    assert "collapse" not in caplog.text
+
+
+def test_retired_output_channels_key_reads_back_only_with_its_old_value(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("model:\n  output_channels: 3\n  norm: batch\n")
+    assert load_yaml(path).model.norm == "batch"
+    path.write_text("model:\n  output_channels: 1\n")
+    with pytest.raises(ConfigError, match="output_channels = 1 is no longer supported"):
+        load_yaml(path)
+    with pytest.raises(ConfigError, match="unrecognized arguments: --output-channels"):
+        load_config(["--output-channels", "1"])
 
 
 def test_flags_override_yaml_which_overrides_defaults(tmp_path):

@@ -19,7 +19,7 @@ import os
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -256,20 +256,54 @@ def _write_json_atomic(path: Path, data: object) -> None:
     os.replace(tmp, path)
 
 
+def _dataset_base(root: str | os.PathLike) -> Path:
+    """The folder a dataset's paths are relative to: the dataset folder, or the folder of a CSV manifest."""
+    root = Path(os.path.abspath(root))
+    return root.parent if root.suffix.lower() == ".csv" else root
+
+
+def _relative(path: str, base: Path) -> str:
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute, base)
+    return absolute if relative.startswith("..") else relative  # a CSV may point outside its folder
+
+
 def write_splits(run_dir: str | os.PathLike, splits: dict[str, list[Pair]], root: str, seed: int) -> None:
-    data = {"dataset": root, "seed": seed, **{name: [asdict(p) for p in splits[name]] for name in SPLIT_NAMES}}
+    """Save the split with paths relative to the dataset (its absolute root recorded), so a run can be resumed
+    or evaluated from any working directory, and from a dataset that was moved (``read_splits(root=...)``)."""
+    base = _dataset_base(root)
+    rows = {name: [asdict(replace(p, input_path=_relative(p.input_path, base), target_path=_relative(p.target_path, base)))
+                   for p in splits[name]] for name in SPLIT_NAMES}
+    data = {"dataset": os.path.abspath(root), "base": str(base), "paths": "relative to base", "seed": seed, **rows}
     _write_json_atomic(Path(run_dir) / SPLITS_FILE, data)
 
 
-def read_splits(run_dir: str | os.PathLike) -> dict[str, list[Pair]]:
+def split_dataset_root(run_dir: str | os.PathLike) -> str | None:
+    """The absolute dataset root a run's split was made from (None for a split file without one)."""
+    try:
+        return json.loads((Path(run_dir) / SPLITS_FILE).read_text()).get("dataset")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def read_splits(run_dir: str | os.PathLike, root: str | os.PathLike | None = None) -> dict[str, list[Pair]]:
+    """The split of a run with absolute paths; ``root`` re-bases it onto a dataset that was moved there."""
     path = Path(run_dir) / SPLITS_FILE
     if not path.is_file():
         raise DataError(f"{path} not found; is {run_dir} a training run directory?")
     try:
         data = json.loads(path.read_text())
-        return {name: [Pair(**p) for p in data[name]] for name in SPLIT_NAMES}
+        pairs = {name: [Pair(**p) for p in data[name]] for name in SPLIT_NAMES}
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise DataError(f"{path}: unreadable split file ({err}); restore it or start a new run") from None
+    if "base" not in data:  # written before paths were stored relative: paths as they were given
+        return pairs
+    base = _dataset_base(root) if root is not None else Path(data["base"])
+
+    def absolute(p: Pair) -> Pair:
+        return replace(p, input_path=str(base / p.input_path), target_path=str(base / p.target_path))
+
+    return {name: [absolute(p) for p in pairs[name]] for name in SPLIT_NAMES}
 
 
 def read_split(run_dir: str | os.PathLike, name: str) -> list[Pair]:

@@ -36,3 +36,26 @@ def generator_loss(kind: str, fake_logits: tf.Tensor) -> tf.Tensor:
     if kind == "hinge":
         return per_example_mean(-fake)
     raise ValueError(f"unknown adversarial loss {kind!r}")
+
+
+# The output value that separates "real" from "fake" decisions: logit 0 (probability 1/2) for bce, the midpoint of
+# the targets 0 and 1 for lsgan, the margin centre 0 for hinge.
+DECISION_THRESHOLD = {"bce": 0.0, "lsgan": 0.5, "hinge": 0.0}
+
+
+def decision_stats(kind: str, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> dict[str, tf.Tensor]:
+    """What the discriminator's outputs mean, per example (float32 ``[N]``).
+
+    ``d_real`` / ``d_fake``: the mean output on real and generated pairs, as a probability (sigmoid) for bce,
+    whose outputs are logits, and raw for lsgan and hinge, whose outputs are scores with targets 1/0 and +1/-1.
+    ``d_accuracy``: the share of patches the discriminator decides correctly (real above the threshold, fake
+    below it), half from the real and half from the generated pairs; 0.5 is a discriminator that is guessing.
+    """
+    real, fake = tf.cast(real_logits, tf.float32), tf.cast(fake_logits, tf.float32)
+    if kind not in DECISION_THRESHOLD:
+        raise ValueError(f"unknown adversarial loss {kind!r}")
+    threshold = DECISION_THRESHOLD[kind]
+    show = tf.sigmoid if kind == "bce" else tf.identity
+    correct = 0.5 * (per_example_mean(tf.cast(real > threshold, tf.float32))
+                     + per_example_mean(tf.cast(fake <= threshold, tf.float32)))
+    return {"d_real": per_example_mean(show(real)), "d_fake": per_example_mean(show(fake)), "d_accuracy": correct}

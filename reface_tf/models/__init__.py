@@ -11,13 +11,13 @@ from reface_tf.models.unet import build_unet_generator
 
 def generator_from_config(cfg: Config) -> keras.Model:
     m = cfg.model
-    return build_unet_generator(cfg.data.image_size, cfg.data.input_channels, m.output_channels, m.generator_depth,
+    return build_unet_generator(cfg.data.image_size, cfg.data.input_channels, 3, m.generator_depth,
                                 m.generator_filters, m.norm, m.dropout, m.dropout_blocks, seed=cfg.runtime.seed)
 
 
 def discriminator_from_config(cfg: Config) -> keras.Model:
     m = cfg.model
-    return build_patchgan(cfg.data.image_size, cfg.data.input_channels, m.output_channels, m.disc_layers,
+    return build_patchgan(cfg.data.image_size, cfg.data.input_channels, 3, m.disc_layers,
                           m.disc_filters, m.norm, m.spectral_norm, seed=cfg.runtime.seed)
 
 

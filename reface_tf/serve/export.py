@@ -127,7 +127,7 @@ def model_meta(cfg: Config, checkpoint: str | None) -> dict[str, Any]:
         "image_size": int(cfg.data.image_size),
         "input_channels": 3,  # the signatures always take RGB; grayscale models convert inside
         "model_input_channels": int(cfg.data.input_channels),
-        "output_channels": int(cfg.model.output_channels),
+        "output_channels": 3,
         "inference_mode": cfg.model.inference_mode,
         "signatures": list(SIGNATURES),
         "checkpoint": checkpoint,

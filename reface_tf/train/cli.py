@@ -13,7 +13,7 @@ from reface_tf.errors import ConfigError
 log = logging.getLogger("reface_tf.train")
 
 # What a run directory may hold before its first checkpoint (see README, "The run directory").
-RUN_FILES = {"config.yaml", "splits.json", "data_report.json", "metrics.jsonl", "checkpoints", "tb", "samples", "loss_curves.png"}
+RUN_FILES = {"config.yaml", "splits.json", "floors.json", "data_report.json", "metrics.jsonl", "checkpoints", "tb", "samples", "loss_curves.png"}
 
 EXAMPLES = """examples:
   python train.py                                   # demo dataset, defaults of the TF tutorial

@@ -21,20 +21,24 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from reface_tf.config import Config, save_yaml
-from reface_tf.data.pairs import Pair, read_splits, scan_dataset, split_pairs, write_splits
-from reface_tf.data.pipeline import DecodedPairs, eval_dataset, train_dataset
-from reface_tf.errors import DataError, TrainingDiverged
+from reface_tf.config import Config, collapse_warning, load_yaml, resume_conflict, save_yaml
+from reface_tf.data.pairs import Pair, read_splits, scan_dataset, split_dataset_root, split_pairs, write_splits
+from reface_tf.data.pipeline import DecodedPairs, eval_dataset, training_batches
+from reface_tf.errors import ConfigError, DataError, TrainingDiverged
 from reface_tf.eval.metrics import SIGNED_UNIT_RANGE, batch_metrics
 from reface_tf.losses import build_generator_terms
 from reface_tf.models import discriminator_from_config, generator_from_config, inference_training_flag
 from reface_tf.train import runtime
-from reface_tf.train.checkpoints import TrainState, counter, make_manager
+from reface_tf.train.checkpoints import CHECKPOINT_DIR, TrainState, counter, make_manager
+from reface_tf.train.floors import FloorWatch, Floors, compute_floors, load_floors, mean_target, save_floors
 from reface_tf.train.monitor import MetricsLog, Progress, TensorBoard, plot_loss_curves, sample_grid, save_samples
 from reface_tf.train.schedule import lr_factor
 from reface_tf.train.step import make_optimizer, make_train_step
 
 log = logging.getLogger(__name__)
+
+# Step outputs that describe the discriminator's decisions rather than a loss (see reface_tf.train.step).
+DISCRIMINATOR_LOGS = ("d_real", "d_fake", "d_accuracy")
 
 
 @dataclass
@@ -72,9 +76,25 @@ class _StopRequest:
 
 
 def _splits(cfg: Config, run_dir: Path) -> dict[str, list[Pair]]:
-    """The run's split: read back on resume, otherwise made now (after validating every pair) and saved."""
+    """The run's split: read back on resume, otherwise made now (after validating every pair) and saved.
+
+    A resumed run whose ``--data`` names another folder than the one the split was made from reads the same
+    pairs there (a moved dataset); a folder that lacks them is refused with one line.
+    """
     if (run_dir / "splits.json").is_file():
-        return read_splits(run_dir)
+        recorded = split_dataset_root(run_dir)
+        moved = cfg.data.root is not None and recorded is not None and Path(cfg.data.root).resolve() != Path(recorded)
+        splits = read_splits(run_dir, cfg.data.root if moved else None)
+        missing = [p for pairs in splits.values() for p in pairs for f in (p.input_path, p.target_path)
+                   if not Path(f).is_file()]
+        if missing:
+            first = missing[0]
+            where = f"--data {cfg.data.root}" if moved else f"the run's dataset {recorded or cfg.data.root}"
+            raise DataError(f"{where} lacks {len(missing)} pair(s) of this run's split (first: {first.id}, "
+                            f"{first.input_path}); pass --data with the folder the dataset moved to")
+        if moved:
+            log.info("dataset moved: reading this run's split from %s (was %s)", cfg.data.root, recorded)
+        return splits
     if cfg.data.root is None:
         raise DataError("--data: no dataset given")
     scan = scan_dataset(cfg.data.root, cfg.data)
@@ -106,12 +126,45 @@ def _validate(generator: tf.keras.Model, dataset: tf.data.Dataset, training_flag
     return {f"val_{k}": float(np.mean(v)) for k, v in rows.items()}, first
 
 
+def _check_resume(cfg: Config, run_dir: Path) -> None:
+    """Refuse, before anything is written, a config that cannot continue the run already in ``run_dir``."""
+    saved = run_dir / "config.yaml"
+    if (run_dir / CHECKPOINT_DIR / "checkpoint").is_file() and saved.is_file():
+        conflict = resume_conflict(load_yaml(saved), cfg)
+        if conflict:
+            raise ConfigError(conflict)
+
+
+def _floors(run_dir: Path, store: DecodedPairs, val_ds: tf.data.Dataset, image_size: int, tb: TensorBoard) -> Floors:
+    """The run's floors: read back on resume, otherwise computed once before the first epoch and logged."""
+    floors = load_floors(run_dir)
+    if floors is None:
+        floors = compute_floors(mean_target(store, image_size), ((x.numpy(), y.numpy()) for x, y in val_ds))
+        save_floors(floors, run_dir)
+        tb.scalars({"floor/mean_face_psnr": floors.mean_face_psnr, "floor/mean_face_ssim": floors.mean_face_ssim,
+                    "floor/identity_psnr": floors.identity_psnr, "floor/identity_ssim": floors.identity_ssim}, 0)
+    log.info("validation floors: %s", floors.describe())
+    return floors
+
+
+def _discriminator_scalars(logs: dict[str, float]) -> dict[str, float]:
+    return {"D/real": logs["d_real"], "D/fake": logs["d_fake"], "D/accuracy": logs["d_accuracy"]}
+
+
 def train(cfg: Config) -> TrainResult:
-    """Train (or resume) the run described by ``cfg``; returns what was done."""
+    """Train (or resume) the run described by ``cfg``; returns what was done.
+
+    A run directory that already holds checkpoints is resumed; ``cfg`` may then differ from the run's saved
+    config only in the fields listed in ``reface_tf.config.RESUMABLE_CHANGES`` (ConfigError otherwise).
+    """
     run_dir = Path(cfg.runtime.run_dir)
+    if cfg.data.root is not None:  # absolute, so the saved config works from any directory
+        cfg = cfg.replace(data={"root": str(Path(cfg.data.root).resolve())})
+    _check_resume(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     strategy = runtime.setup(cfg)
-    save_yaml(cfg, run_dir / "config.yaml")
+    if cfg.runtime.strategy != "default" and (warning := collapse_warning(cfg, strategy.num_replicas_in_sync)):
+        log.warning(warning)
     splits = _splits(cfg, run_dir)
     train_pairs, val_pairs = splits["train"], splits["val"]
     global_batch = cfg.optim.batch_size
@@ -130,6 +183,8 @@ def train(cfg: Config) -> TrainResult:
     fixed_ds = eval_dataset(val_pairs[: cfg.runtime.sample_count], cfg, batch_size=cfg.runtime.sample_count, store=val_store)
     fixed_inputs, fixed_targets = next(iter(fixed_ds))
     augmentation = _augmentation(cfg)
+    tb = TensorBoard(run_dir / "tb")
+    watch_floors = FloorWatch(_floors(run_dir, store, val_ds, cfg.data.image_size, tb))
 
     with strategy.scope():
         generator, discriminator = generator_from_config(cfg), discriminator_from_config(cfg)
@@ -145,10 +200,10 @@ def train(cfg: Config) -> TrainResult:
     save_yaml(cfg, run_dir / "config.yaml")
     metrics = MetricsLog(run_dir / "metrics.jsonl")
     metrics.truncate_after(int(state.epoch))
+    watch_floors = FloorWatch(watch_floors.floors, [bool(r.get("below_floors")) for r in metrics.read()])
 
     step_fn = make_train_step(generator, discriminator, g_opt, d_opt, terms, cfg, strategy, global_batch)
     training_flag = inference_training_flag(cfg)
-    tb = TensorBoard(run_dir / "tb")
     tb.text("config", "```\n" + yaml.safe_dump(cfg.to_dict(), sort_keys=False) + "```", step=int(state.step))
     epochs = cfg.optim.epochs
     last: dict[str, Any] = metrics.read()[-1] if metrics.read() else {}
@@ -160,18 +215,22 @@ def train(cfg: Config) -> TrainResult:
         path = manager.save(checkpoint_number=int(state.step))
         log.info("checkpoint %s (%s)", path, reason)
 
+    # A resumed epoch may have trained more batches than a lowered --steps-per-epoch now allows: it is complete.
+    first_skip = min(int(state.step_in_epoch), steps_per_epoch)
+    batches = iter(strategy.experimental_distribute_dataset(training_batches(
+        store, cfg, int(state.epoch), epochs, global_batch, steps_per_epoch, first_skip, augmentation)))
     with _StopRequest() as stop:
         for epoch in range(int(state.epoch), epochs):
             factor = lr_factor(cfg.optim, epoch)
             g_opt.learning_rate = cfg.optim.lr_g * factor
             d_opt.learning_rate = cfg.optim.lr_d * factor
-            skip = int(state.step_in_epoch)
-            dataset = train_dataset(store, cfg, epoch, global_batch, skip, augmentation).take(steps_per_epoch - skip)
+            skip = first_skip if epoch == int(state.epoch) else 0
             progress = Progress(cfg.runtime.progress, steps_per_epoch, epoch + 1, epochs, cfg.runtime.log_every, initial=skip)
             sums: dict[str, float] = defaultdict(float)
             count, started, compute_time = 0, time.perf_counter(), 0.0
             try:
-                for batch in strategy.experimental_distribute_dataset(dataset):
+                for _ in range(steps_per_epoch - skip):
+                    batch = next(batches)
                     t0 = time.perf_counter()
                     logs = {k: float(v) for k, v in step_fn(batch).items()}
                     compute_time += time.perf_counter() - t0
@@ -190,8 +249,8 @@ def train(cfg: Config) -> TrainResult:
                     throughput = count * global_batch / max(time.perf_counter() - started, 1e-9)
                     progress.update(logs, throughput)
                     if step % cfg.runtime.log_every == 0:
-                        tb.scalars({f"loss/{k}": v for k, v in logs.items() if k not in ("d_real", "d_fake")}
-                                   | {"D/real": logs["d_real"], "D/fake": logs["d_fake"], "lr/generator": cfg.optim.lr_g * factor,
+                        tb.scalars({f"loss/{k}": v for k, v in logs.items() if k not in DISCRIMINATOR_LOGS}
+                                   | _discriminator_scalars(logs) | {"lr/generator": cfg.optim.lr_g * factor,
                                       "lr/discriminator": cfg.optim.lr_d * factor, "throughput/images_per_s": throughput}, step)
                     if step % cfg.runtime.image_every == 0:
                         tb.image("samples/input_output_target", fixed_grid(), step)
@@ -215,8 +274,11 @@ def train(cfg: Config) -> TrainResult:
                     "img_per_s": round(count * global_batch / max(elapsed, 1e-9), 3),
                     "seconds_per_step": round(compute_time / max(count, 1), 4),
                     "lr_g": cfg.optim.lr_g * factor, "lr_d": cfg.optim.lr_d * factor,
-                    **{(k if k in ("d_real", "d_fake") else f"loss/{k}"): v / max(count, 1) for k, v in sums.items()}, **val}
+                    **{(k if k in DISCRIMINATOR_LOGS else f"loss/{k}"): v / max(count, 1) for k, v in sums.items()}, **val,
+                    "below_floors": watch_floors.below(val["val_psnr"], val["val_ssim"])}
             metrics.append(last)
+            if warning := watch_floors.update(epoch + 1, val["val_psnr"], val["val_ssim"]):
+                log.warning(warning)
             tb.scalars({k: v for k, v in val.items()} | {"throughput/epoch_images_per_s": last["img_per_s"]}, int(state.step))
             tb.flush()
             log.info("epoch %d/%d: %s", epoch + 1, epochs, " ".join(

@@ -99,10 +99,10 @@ def make_train_step(generator: keras.Model, discriminator: keras.Model, g_opt: k
         g_opt.apply_gradients(zip(g_grads, generator.trainable_variables))
         d_opt.apply_gradients(zip(d_grads, discriminator.trainable_variables))
         n = tf.cast(tf.shape(inputs)[0], tf.float32)
-        logs.update(g_total=g_total, d_total=d_total,
-                    # D(x) means, as probabilities, weighted so that the SUM over replicas is the global mean
-                    d_real=tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))) * n / global_batch,
-                    d_fake=tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))) * n / global_batch)
+        # Weighted so that the SUM over replicas is the global mean.
+        decisions = {k: tf.reduce_mean(v) * n / global_batch
+                     for k, v in adversarial.decision_stats(kind, real_logits, fake_logits).items()}
+        logs.update(g_total=g_total, d_total=d_total, **decisions)
         return logs
 
     # XLA compiles one device's program: with several replicas compile the per-replica step, not the
