@@ -9,7 +9,6 @@ Measures, at 256x256:
 * exported-SavedModel generator latency (batch 1, median) and throughput (batch 8), float32 / bfloat16 / XLA;
 * face alignment throughput on real photos (detect + align in one process, and ``prepare`` end to end on
   ~1 MP JPEGs with one worker per core);
-* optionally (``--quality``) held-out SSIM of both configurations after the same number of training images.
 
 Writes ``benchmarks/results/<date>-<host>.json`` (atomically), prints a Markdown table and refreshes the table in
 ``benchmarks/README.md``. The load average is recorded with every result: these numbers are only comparable
@@ -32,7 +31,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # ``python benchmarks/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import alignment, inference, quality, training  # noqa: E402
+from benchmarks import alignment, inference, training  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -116,10 +115,6 @@ def markdown(result: dict) -> str:
     if pr and "img_per_s" in pr:
         rows.append(("prepare.py end to end (~1 MP JPEG -> aligned PNG written)", f"{pr['img_per_s']:.1f} img/s",
                      f"{pr['images']} images, {pr['workers']} worker processes, start-up included; target >= 50"))
-    q = result.get("quality")
-    if q and "tutorial" in q:
-        rows.append(("Held-out SSIM, tutorial / fast", f"{q['tutorial']['val_ssim']:.4f} / {q['fast']['val_ssim']:.4f}",
-                     f"{q['images_budget']} images seen each; delta {q['ssim_delta_fast_minus_tutorial']:+.4f}; {q['data']}"))
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows[1:]]
     m = result["machine"]
@@ -144,8 +139,6 @@ def update_readme(table: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="ReFace-TF benchmark suite (speed, memory, serving latency).")
     parser.add_argument("--quick", action="store_true", help="few steps and repeats (about a minute)")
-    parser.add_argument("--quality", action="store_true", help="also run the fixed-budget SSIM comparison (minutes)")
-    parser.add_argument("--quality-images", type=int, default=384)
     parser.add_argument("--fast-config", default=FAST_CONFIG)
     parser.add_argument("--skip", nargs="*", default=[], choices=("training", "inference", "alignment"))
     parser.add_argument("--no-readme", action="store_true", help="do not refresh benchmarks/README.md")
@@ -188,9 +181,6 @@ def main(argv: list[str] | None = None) -> int:
             result["alignment"]["prepare"] = alignment.measure_prepare(pairs=12 if args.quick else 150)
         except Exception as err:
             result["alignment"] = {"error": f"{type(err).__name__}: {err}"[:500]}
-    if args.quality:
-        print("quality ...", file=sys.stderr, flush=True)
-        result["quality"] = quality.measure(args.quality_images, args.fast_config)
     result["loadavg_end"] = _load()
     result["seconds"] = round(time.time() - started.timestamp(), 1)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -100,6 +101,9 @@ class OptimConfig:
     lr_step_epochs: int = _opt(50, "step: epochs between decays")
     lr_gamma: float = _opt(0.1, "step: multiplicative decay")
     steps_per_epoch: int | None = _opt(None, "cap the steps of an epoch (default: one pass over the training pairs)")
+    time_limit: float = _opt(0.0, "stop at the end of the first epoch after this many seconds of training steps over the "
+                                  "whole run (validation excluded; 0 = no limit); a checkpoint is saved and a larger "
+                                  "limit resumes")
 
 
 @dataclass
@@ -127,7 +131,8 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim
 
 # Fields that may change when a run is resumed; anything else would make the checkpoint meaningless.
 RESUMABLE_CHANGES = {
-    ("optim", "epochs"), ("optim", "steps_per_epoch"), ("runtime", "checkpoint_every"), ("runtime", "keep_checkpoints"),
+    ("optim", "epochs"), ("optim", "steps_per_epoch"), ("optim", "time_limit"), ("runtime", "checkpoint_every"),
+    ("runtime", "keep_checkpoints"),
     ("runtime", "log_every"), ("runtime", "image_every"), ("runtime", "progress"), ("runtime", "intra_threads"),
     ("runtime", "inter_threads"), ("runtime", "run_dir"), ("runtime", "jit"), ("data", "root"), ("data", "strict"),
     ("data", "cache"),
@@ -335,6 +340,8 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         raise bad("optim", "lr_step_epochs", f"must be at least 1, got {o.lr_step_epochs}")
     if o.steps_per_epoch is not None and o.steps_per_epoch < 1:
         raise bad("optim", "steps_per_epoch", f"must be at least 1, got {o.steps_per_epoch}")
+    if not (o.time_limit >= 0 and math.isfinite(o.time_limit)):
+        raise bad("optim", "time_limit", f"must be a number of seconds >= 0 (0 = no limit), got {o.time_limit}")
 
     if m.generator_depth < 1:
         raise bad("model", "generator_depth", f"must be at least 1, got {m.generator_depth}")

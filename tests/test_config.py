@@ -74,6 +74,7 @@ def test_saved_config_round_trips(tmp_path):
     (["--lambda-identity", "10"], ["--identity-model"]),
     (["--load-size", "200"], ["--load-size", "smaller than --image-size"]),
     (["--bogus-flag", "1"], ["unrecognized arguments", "--bogus-flag"]),
+    (["--time-limit", "-5"], ["--time-limit", "seconds >= 0"]),
 ])
 def test_invalid_values_name_the_flag_and_the_fix(argv, words):
     with pytest.raises(ConfigError) as err:

@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"Resume with: python train.py --run-dir {result.run_dir}")
         return 130
     m = result.last_metrics
+    if result.time_limited:
+        print(f"time limit reached at epoch {result.epochs_done}; checkpoint saved. Continue with: "
+              f"python train.py --run-dir {result.run_dir} --time-limit <more seconds>")
     print(f"done: {result.epochs_done} epochs, {result.steps_done} steps in {result.run_dir}"
           + (f"; val PSNR {m['val_psnr']:.2f} dB, SSIM {m['val_ssim']:.4f}" if "val_psnr" in m else ""))
     return 0

@@ -49,6 +49,7 @@ class TrainResult:
     last_metrics: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
     replicas: int = 1
+    time_limited: bool = False  # stopped by --time-limit before the last epoch
 
 
 class _StopRequest:
@@ -283,8 +284,16 @@ def train(cfg: Config) -> TrainResult:
             tb.flush()
             log.info("epoch %d/%d: %s", epoch + 1, epochs, " ".join(
                 f"{k}={v:.4g}" for k, v in last.items() if k.startswith(("loss/", "val_")) or k == "img_per_s"))
-            if (epoch + 1) % cfg.runtime.checkpoint_every == 0 or epoch + 1 == epochs:
+            trained_seconds = sum(r.get("epoch_seconds", 0.0) for r in metrics.read())
+            out_of_time = 0 < cfg.optim.time_limit <= trained_seconds and epoch + 1 < epochs
+            if (epoch + 1) % cfg.runtime.checkpoint_every == 0 or epoch + 1 == epochs or out_of_time:
                 save(f"end of epoch {epoch + 1}")
+            if out_of_time:
+                log.info("--time-limit %gs reached after %.1fs of training (epoch %d)", cfg.optim.time_limit,
+                         trained_seconds, epoch + 1)
+                plot_loss_curves(metrics.read(), run_dir / "loss_curves.png")
+                return TrainResult(run_dir, int(state.epoch), int(state.step), last, False,
+                                   strategy.num_replicas_in_sync, time_limited=True)
 
     plot_loss_curves(metrics.read(), run_dir / "loss_curves.png")
     return TrainResult(run_dir, int(state.epoch), int(state.step), last, False, strategy.num_replicas_in_sync)

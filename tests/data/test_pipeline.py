@@ -3,7 +3,8 @@ import pytest
 
 from reface_tf.config import Config
 from reface_tf.data.pairs import Pair, scan_dataset
-from reface_tf.data.pipeline import DecodedPairs, epoch_order, eval_dataset, paired_jitter, to_uint8, train_dataset
+from reface_tf.data.pipeline import (DecodedPairs, epoch_order, eval_dataset, paired_jitter, to_uint8, train_dataset,
+                                     training_batches)
 
 from .conftest import gradient_rgb
 
@@ -61,6 +62,17 @@ def test_skipping_batches_resumes_the_same_sequence(same_image_pairs):
     full, resumed = batches(cfg, pairs, 3), batches(cfg, pairs, 3, skip=1)
     assert len(resumed) == len(full) - 1
     assert all(np.array_equal(x[0], y[0]) for x, y in zip(full[1:], resumed))
+
+
+def test_one_iterator_across_epochs_gives_each_epochs_batches_in_order(same_image_pairs):
+    """training_batches (one iterator for the whole run) = train_dataset epoch after epoch, resumed mid-epoch."""
+    cfg, pairs = same_image_pairs
+    store = DecodedPairs(pairs, cfg.data.load_size, cfg.data.max_pixels)
+    run = [a.numpy() for a, _ in training_batches(store, cfg, first_epoch=1, epochs=4, global_batch=2,
+                                                   steps_per_epoch=2, skip_batches=1)]
+    expected = [a for e, skip in ((1, 1), (2, 0), (3, 0)) for a, _ in batches(cfg, pairs, e, skip)[: 2 - skip]]
+    assert len(run) == len(expected) == 5
+    assert all(np.array_equal(x, y) for x, y in zip(run, expected))
 
 
 def test_grayscale_input_channel_and_eval_order(same_image_pairs):
