@@ -18,11 +18,34 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from reface_tf.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Photos that users bring (prepare.py, predict.py) may come in more formats than a training set: every output is
+# PNG anyway, and an animated GIF or a multi-page TIFF is better reported by the decoder than silently ignored.
+PHOTO_SUFFIXES = tuple(sorted({*IMAGE_SUFFIXES, ".gif", ".tif", ".tiff"}))
 DEFAULT_MAX_PIXELS = 50_000_000  # ~50 MP: larger images are refused instead of exhausting memory
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_folder(folder: str | os.PathLike, suffixes: tuple[str, ...] = PHOTO_SUFFIXES) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The files directly in ``folder`` that a command reads (sorted), and every other entry with the reason.
+
+    Commands print or report the second list, so nothing in a folder is left out without a word.
+    """
+    read: list[Path] = []
+    ignored: list[tuple[Path, str]] = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.is_dir():
+            ignored.append((p, "a sub-folder; only files directly in the folder are read"))
+        elif p.name.startswith("."):
+            ignored.append((p, "hidden file (name starts with '.')"))
+        elif p.suffix.lower() not in suffixes:
+            ignored.append((p, f"not an image file this command reads (suffix {p.suffix or 'none'}; reads "
+                               f"{', '.join(suffixes)})"))
+        else:
+            read.append(p)
+    return read, ignored
 
 
 def _to_uint8_array(img: Image.Image) -> np.ndarray:

@@ -57,6 +57,7 @@ def region_path(pair: Pair) -> Path | None:
 class Problem:
     path: str
     reason: str
+    invalid: bool = True  # False for entries that are not meant as data (hidden files, sub-folders): --strict ignores them
 
 
 @dataclass
@@ -77,8 +78,18 @@ class DatasetScan:
         _write_json_atomic(Path(path), report)
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+def _images_in(folder: Path, problems: list[Problem]) -> list[Path]:
+    """The visible files of ``folder`` (each is decoded, or reported as not an image, later); hidden files and
+    sub-folders go to ``problems``, so no entry of the folder is left out without a word."""
+    files = []
+    for p in sorted(folder.iterdir()):
+        if p.is_dir():
+            problems.append(Problem(str(p), "a sub-folder; only files directly in the folder are read", invalid=False))
+        elif p.name.startswith("."):
+            problems.append(Problem(str(p), "hidden file (name starts with '.'); not read", invalid=False))
+        else:
+            files.append(p)
+    return files
 
 
 def detect_layout(root: Path) -> str:
@@ -98,7 +109,7 @@ def _folder_pairs(root: Path) -> tuple[list[tuple[str, Path, Path]], list[Proble
     def by_stem(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
         found: dict[str, Path] = {}
         problems = []
-        for p in _images_in(folder):
+        for p in _images_in(folder, problems):
             if p.stem in found:
                 problems.append(Problem(str(p), f"duplicate stem (also {found[p.stem].name}); rename one"))
             else:
@@ -177,7 +188,7 @@ def scan_dataset(root: str | os.PathLike, data: DataConfig, check_images: bool =
         candidates = [Pair(pid, str(a), str(b), group_of(a.stem, g)) for pid, a, b, g in rows]
     elif layout == "side_by_side":
         input_half, target_half = ("right", "left") if data.ab_order == "target_input" else ("left", "right")
-        for p in _images_in(root):
+        for p in _images_in(root, scan.problems):
             if p.suffix.lower() not in IMAGE_SUFFIXES and p.name != "groups.csv":
                 scan.problems.append(Problem(str(p), f"not an image file (suffix {p.suffix or 'none'}); remove it"))
             elif p.suffix.lower() in IMAGE_SUFFIXES:
@@ -196,9 +207,10 @@ def scan_dataset(root: str | os.PathLike, data: DataConfig, check_images: bool =
 
     for problem in scan.problems:
         log.warning("skipping %s: %s", problem.path, problem.reason)
-    if scan.problems and data.strict:
-        first = scan.problems[0]
-        raise DataError(f"--strict: {len(scan.problems)} invalid file(s) in {root}, first {first.path}: {first.reason}")
+    invalid = [p for p in scan.problems if p.invalid]
+    if invalid and data.strict:
+        first = invalid[0]
+        raise DataError(f"--strict: {len(invalid)} invalid file(s) in {root}, first {first.path}: {first.reason}")
     if not scan.pairs:
         raise DataError(f"--data: no valid pairs in {root}" + (f" ({len(scan.problems)} skipped, first: "
                         f"{scan.problems[0].path}: {scan.problems[0].reason})" if scan.problems else " (it is empty)"))

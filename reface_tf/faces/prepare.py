@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from reface_tf.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_rgb
+from reface_tf.data.images import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES, list_folder, load_rgb
 from reface_tf.errors import DataError, ModelError, RefaceError
 from reface_tf.faces.align import BORDER_MODES, DEFAULT_MARGIN, DEFAULT_SIZE, align_face
 
@@ -47,10 +47,10 @@ DEFAULT_MIN_FACE_SIZE = 64
 # Reason kinds: the coarse key counted in the report; the full one-line reason is kept per file.
 UNREADABLE, NO_FACE, UNPAIRED, DUPLICATE, FAILED = "unreadable", "no face", "unpaired", "duplicate stem", "failed"
 _LOG_EVERY_S = 10.0
+_NAMED_IN_LOG = 20  # files left out at discovery named one per line; all of them are in the report
 _FLUSH_EVERY_S = 60.0
-# Raw photos may come in more formats than the training pipeline reads: every output is PNG anyway, and an
-# animated GIF or a multi-page TIFF is better reported by the decoder than silently ignored.
-RAW_SUFFIXES = tuple(sorted({*IMAGE_SUFFIXES, ".gif", ".tif", ".tiff"}))
+RAW_SUFFIXES = PHOTO_SUFFIXES  # what prepare reads: the formats users bring (see reface_tf.data.images)
+NOT_READ = "not read"
 
 
 # --------------------------------------------------------------------------------------------- discovery
@@ -68,9 +68,11 @@ class Discovery:
     problems: list[dict] = field(default_factory=list)  # files that cannot form a pair, with the reason
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in RAW_SUFFIXES)
+def _image_files(folder: Path, side: str, problems: list[dict]) -> list[Path]:
+    """The photos in ``folder``; every other entry goes to ``problems`` with the reason it is not read."""
+    read, ignored = list_folder(folder, RAW_SUFFIXES)
+    problems += [_problem(p.stem, side, p, NOT_READ, reason) for p, reason in ignored]
+    return read
 
 
 def _by_stem(files: Iterable[tuple[str, Path]], side: str, problems: list[dict]) -> dict[str, Path]:
@@ -110,11 +112,13 @@ def discover_pairs(src: str | os.PathLike, pair_pattern: Sequence[str] | None = 
         for pattern in patterns:
             if pattern.count("*") != 1:
                 raise DataError(f"--pair-pattern {pattern!r}: needs exactly one '*' standing for the pair name")
-        files = _image_files(src)
+        files = _image_files(src, "", problems)
         sides: list[dict[str, Path]] = []
         for side, pattern in zip(SIDES, patterns):
             named = [(stem, p) for p in files if (stem := _pattern_stem(p.stem, pattern)) is not None]
             sides.append(_by_stem(named, side, problems))
+        problems += [_problem(p.stem, "", p, NOT_READ, f"matches none of --pair-pattern {' '.join(patterns)}")
+                     for p in files if all(_pattern_stem(p.stem, pattern) is None for pattern in patterns)]
         if not files:
             raise DataError(f"--src {src}: no image files found; expected names like {patterns[0].replace('*', '001')}.jpg")
     else:
@@ -124,8 +128,9 @@ def discover_pairs(src: str | os.PathLike, pair_pattern: Sequence[str] | None = 
                 f"--src {src}: expected sub-folders A/ (before) and B/ (after) matched by file name, "
                 "or pass --pair-pattern '*_pre' '*_post' for one folder"
             )
-        sides = [_by_stem(((p.stem, p) for p in _image_files(f)), side, problems) for side, f in zip(SIDES, folders)]
-        if not sides[0] and not sides[1] and not problems:
+        sides = [_by_stem(((p.stem, p) for p in _image_files(f, side, problems)), side, problems)
+                 for side, f in zip(SIDES, folders)]
+        if not sides[0] and not sides[1] and all(p["kind"] == NOT_READ for p in problems):
             raise DataError(f"--src {src}: A/ and B/ hold no image files ({', '.join(RAW_SUFFIXES)})")
     a_side, b_side = sides
     for side, own, other in (("A", a_side, b_side), ("B", b_side, a_side)):
@@ -412,7 +417,7 @@ def write_manifest(dst: Path, records: dict[tuple[str, str], dict]) -> None:
 
 def build_report(src: str, dst: str, opts: Options, pairs_found: int, aligned: int, existing: int,
                  problems: list[dict], flagged: list[dict], elapsed: float, interrupted: bool = False) -> dict:
-    skipped_pairs = sorted({p["stem"] for p in problems if p["kind"] not in (UNPAIRED, DUPLICATE)})
+    skipped_pairs = sorted({p["stem"] for p in problems if p["kind"] not in (UNPAIRED, DUPLICATE, NOT_READ)})
     return {
         "src": src,
         "dst": dst,
@@ -425,6 +430,7 @@ def build_report(src: str, dst: str, opts: Options, pairs_found: int, aligned: i
             "pairs_already_done": existing,
             "pairs_skipped": len(skipped_pairs),
             "files_unpaired": sum(p["kind"] in (UNPAIRED, DUPLICATE) for p in problems),
+            "files_not_read": sum(p["kind"] == NOT_READ for p in problems),
             "images_flagged": len(flagged),
         },
         "skipped_by_reason": dict(sorted(Counter(p["kind"] for p in problems if p["kind"] != "partner failed").items())),
@@ -529,7 +535,12 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, pair_pattern: Seq
     existing = len(discovery.pairs) - len(todo)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     log.info("%d pairs found, %d already aligned, %d to do on %d worker(s)%s", len(discovery.pairs), existing,
-             len(todo), workers, f"; {len(discovery.problems)} file(s) unpaired" if discovery.problems else "")
+             len(todo), workers, f"; {len(discovery.problems)} file(s) left out" if discovery.problems else "")
+    for problem in discovery.problems[:_NAMED_IN_LOG]:
+        log.warning("left out %s: %s", problem["file"], problem["reason"])
+    if len(discovery.problems) > _NAMED_IN_LOG:
+        log.warning("... and %d more files left out, each named in %s", len(discovery.problems) - _NAMED_IN_LOG,
+                    dst / REPORT_MD)
 
     problems = list(discovery.problems)
     aligned = 0
@@ -614,8 +625,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      border_mode=args.border_mode, min_face_size=args.min_face_size, max_pixels=args.max_pixels,
                      landmarker=args.landmarker, workers=args.workers, force=args.force, progress=args.progress)
     counts = report["counts"]
-    log.info("done: %d pairs aligned, %d already done, %d skipped, %d files unpaired, %d images flagged; see %s",
+    log.info("done: %d pairs aligned, %d already done, %d skipped, %d files unpaired, %d not read, %d images flagged; see %s",
              counts["pairs_aligned"], counts["pairs_already_done"], counts["pairs_skipped"], counts["files_unpaired"],
+             counts["files_not_read"],
              counts["images_flagged"], Path(args.dst) / REPORT_MD)
     if counts["pairs_found"] and not counts["pairs_aligned"] and not counts["pairs_already_done"]:
         log.error("no pair could be aligned; see %s for the reasons", Path(args.dst) / REPORT_MD)

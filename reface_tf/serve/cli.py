@@ -98,7 +98,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     from reface_tf.faces.landmarks import FaceLandmarker
     from reface_tf.serve.predict import list_photos, predict_photos
 
-    photos = list_photos(args.photos)  # before loading anything heavy: a wrong path fails fast
+    photos, ignored = list_photos(args.photos)  # before loading anything heavy: a wrong path fails fast
+    for path, reason in ignored:
+        print(f"skipped: {path}: {reason}", file=sys.stderr)
     from reface_tf.eval.evaluate import source_from_export, source_from_run  # imports TensorFlow
 
     source = source_from_run(args.run_dir, args.checkpoint) if args.run_dir else source_from_export(args.model)
@@ -112,5 +114,6 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     mean = sum(result.seconds) / len(result.seconds)
     print(f"{len(result.written)} of {len(photos)} photos done in {args.out} ({mean:.2f} s per photo"
           + (f", first {result.seconds[0]:.2f} s" if len(result.seconds) > 1 else "") + ")"
-          + (f"; {len(result.failed)} skipped" if result.failed else ""))
+          + (f"; {len(result.failed)} skipped" if result.failed else "")
+          + (f"; {len(ignored)} other files in the folder not read" if ignored else ""))
     return 0

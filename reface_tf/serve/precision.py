@@ -4,7 +4,9 @@
 kernels themselves in bfloat16. Under the plain mixed policy every call casts all float32 kernels to bfloat16
 (54 M values for the depth-8 U-Net); at batch 1 that cast is about a fifth of the forward pass on a 2-core CPU
 (benchmarks/README.md). Normalisation layers keep the mixed policy, so their statistics are still computed in
-float32, and the output layer stays float32.
+float32. Every convolution computes in bfloat16, the output deconvolution (``out_deconv``) included; only the final
+``tanh`` (``out_tanh``) runs in float32, so the model returns float32 (values within 3 grey levels of the fp32
+export, benchmarks/README.md).
 
 Example::
 

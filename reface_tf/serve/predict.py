@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from reface_tf.data.images import is_image_path, load_rgb, save_png_atomic
+from reface_tf.data.images import PHOTO_SUFFIXES, list_folder, load_rgb, save_png_atomic
 from reface_tf.errors import DataError, RefaceError
 from reface_tf.faces.align import DEFAULT_MARGIN, align_face, face_mask, warp_back
 
@@ -93,17 +93,19 @@ def before_after(before: np.ndarray, after: np.ndarray, gap: int = 8) -> np.ndar
     return canvas
 
 
-def list_photos(path: str | os.PathLike) -> list[Path]:
-    """One photo, or the image files directly inside a folder (sorted)."""
+def list_photos(path: str | os.PathLike) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """One photo, or the photos directly inside a folder (sorted, every format prepare.py reads), and the
+    folder's other entries with the reason each is not processed."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} does not exist; pass a photo or a folder of photos")
     if path.is_file():
-        return [path]
-    photos = sorted(p for p in path.iterdir() if p.is_file() and is_image_path(p))
+        return [path], []
+    photos, ignored = list_folder(path, PHOTO_SUFFIXES)
     if not photos:
-        raise DataError(f"{path}: no image files (.jpg, .png, ...) in this folder")
-    return photos
+        raise DataError(f"{path}: no image files ({', '.join(PHOTO_SUFFIXES)}) in this folder"
+                        + (f"; {len(ignored)} other entries, e.g. {ignored[0][0].name}: {ignored[0][1]}" if ignored else ""))
+    return photos, ignored
 
 
 @dataclass

@@ -172,7 +172,7 @@ def _smoothing_mask(after: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     h, w = shape[:2]
     _, _, _, height = _frame(np.asarray(after, dtype=np.float64))
     feather = max(2.0, 0.04 * height)
-    mask = face_mask(after, size=max(h, w), feather=feather)[:h, :w]
+    mask = face_mask(after, size=max(h, w), feather=feather, fade_inside=False)[:h, :w]
     keep = np.zeros((h, w), dtype=np.uint8)
     for poly in (mesh.RIGHT_EYE, mesh.LEFT_EYE, mesh.RIGHT_BROW, mesh.LEFT_BROW, mesh.UPPER_LIP, mesh.LOWER_LIP):
         cv2.fillPoly(keep, [np.round(after[list(poly)]).astype(np.int32)], 1)

@@ -44,6 +44,18 @@ def test_folders_layout_reports_every_problem_and_keeps_valid_pairs(messy_folder
     assert json.loads((tmp_path / "report.json").read_text())["skipped"] == 6
 
 
+def test_hidden_files_and_sub_folders_are_named_but_do_not_trip_strict(tmp_path, write_image):
+    for side in ("A", "B"):
+        write_image(f"ds/{side}/p1.png")
+        (tmp_path / f"ds/{side}/.DS_Store").write_bytes(b"\0")
+    (tmp_path / "ds/A/old").mkdir()
+    scan = scan_dataset(tmp_path / "ds", DataConfig(strict=True))
+    assert [p.id for p in scan.pairs] == ["p1"]
+    named = {p.path.split("/ds/")[-1]: p.reason for p in scan.problems}
+    assert set(named) == {"A/.DS_Store", "B/.DS_Store", "A/old"}
+    assert named["A/.DS_Store"].startswith("hidden file") and named["A/old"].startswith("a sub-folder")
+
+
 def test_strict_aborts_with_the_count_and_first_problem(messy_folders):
     with pytest.raises(DataError, match=r"--strict: 6 invalid file\(s\)"):
         scan_dataset(messy_folders, DataConfig(strict=True))

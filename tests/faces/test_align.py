@@ -214,6 +214,21 @@ def test_face_mask_is_one_inside_zero_outside_and_feathered():
     assert soft.sum() < hard.sum()  # the fade lies inside the oval
 
 
+@pytest.mark.parametrize("feather", [8.0, 12.0, 20.0])
+def test_face_mask_fade_ends_on_the_oval_edge(feather):
+    """The blend weight on and outside the oval's outline is ~0 (it was ~7 % before the fade was kept inside)."""
+    import cv2
+
+    landmarks = synthetic_landmarks(similarity(0, 1, 0, 0))
+    hard = face_mask(landmarks, 256, feather=0) > 0.5
+    edge = hard & ~cv2.erode(hard.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # the oval's outline
+    soft = face_mask(landmarks, 256, feather=feather)
+    assert soft[edge].max() < 0.01 and soft[~hard].max() < 0.01
+    assert soft[128, 128] == pytest.approx(1.0)
+    legacy = face_mask(landmarks, 256, feather=feather, fade_inside=False)  # the demo builder's fade, kept as it was
+    assert 0.03 < float(legacy[edge].mean()) < 0.15
+
+
 def test_stable_points_need_a_face_mesh():
     with pytest.raises(ValueError, match="478"):
         stable_points(np.zeros((68, 2)))

@@ -209,11 +209,17 @@ def test_pair_pattern_in_one_folder(tmp_path, grace_hopper, astronaut):
     _save(src / "p1_pre.jpg", grace_hopper)
     _save(src / "p1_post.png", astronaut)
     _save(src / "p2_pre.jpg", grace_hopper)
-    (src / "notes.txt").write_text("ignored: not an image suffix")
+    (src / "notes.txt").write_text("not an image suffix: named in the report")
+    _save(src / "portrait.tif", astronaut)  # a photo format prepare reads, but matching neither pattern
+    (src / ".DS_Store").write_bytes(b"\0")
     found = discover_pairs(src, ["*_pre", "*_post"])
     assert [(p.stem, Path(p.sources[0]).name, Path(p.sources[1]).name) for p in found.pairs] == [
         ("p1", "p1_pre.jpg", "p1_post.png")]
-    assert [(p["stem"], p["kind"]) for p in found.problems] == [("p2", "unpaired")]
+    assert [(Path(p["file"]).name, p["kind"]) for p in found.problems] == [
+        (".DS_Store", "not read"), ("notes.txt", "not read"), ("portrait.tif", "not read"), ("p2_pre.jpg", "unpaired")]
+    reasons = {Path(p["file"]).name: p["reason"] for p in found.problems}
+    assert reasons[".DS_Store"].startswith("hidden file") and "suffix .txt" in reasons["notes.txt"]
+    assert "matches none of --pair-pattern *_pre *_post" in reasons["portrait.tif"]
     out = tmp_path / "out"
     assert _run("--src", src, "--dst", out, "--pair-pattern", "*_pre", "*_post", "--workers", 1) == 0
     assert (out / "A" / "p1.png").is_file() and (out / "B" / "p1.png").is_file()

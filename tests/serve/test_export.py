@@ -180,3 +180,26 @@ def test_bfloat16_export_stays_within_a_few_grey_levels(trained_run, tmp_path, c
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # the policy is restored
     assert run_cli(export_main, ["--run-dir", str(trained_run), "--out", str(base), "--precision", "bf16", "--tflite"]) == 2
     assert "--precision bf16" in capsys.readouterr().err
+
+
+def test_bfloat16_kernels_cover_every_convolution_and_only_the_tanh_stays_float32():
+    """What reface_tf.serve.precision says: out_deconv computes in bfloat16, out_tanh in float32."""
+    import keras
+
+    from reface_tf.config import Config
+    from reface_tf.models import generator_from_config
+    from reface_tf.serve.precision import with_bfloat16_kernels
+
+    cfg = Config()
+    cfg.data.image_size, cfg.model.generator_depth, cfg.model.generator_filters = 32, 5, 4
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = with_bfloat16_kernels(generator_from_config(cfg))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    convs = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    assert convs and {layer.compute_dtype for layer in convs} == {"bfloat16"}
+    assert model.get_layer("out_deconv").kernel.dtype == "bfloat16"
+    assert model.get_layer("out_tanh").compute_dtype == "float32"
+    assert model(np.zeros((1, 32, 32, 3), np.float32)).dtype == "float32"

@@ -15,6 +15,23 @@ def photo_path(name):
     return fetch(RegistryFile("face_recognition==1.3.0", f"tests/test_images/{name}", sdist=True))
 
 
+def test_a_folder_gives_every_photo_format_prepare_reads_and_names_everything_else(tmp_path):
+    from reface_tf.serve.predict import list_photos
+
+    img = Image.fromarray(np.zeros((8, 8, 3), np.uint8))
+    for name in ("a.tif", "b.TIFF", "c.gif", "d.jpg", "e.webp"):
+        img.save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / ".DS_Store").write_bytes(b"\0")
+    (tmp_path / "old").mkdir()
+    photos, ignored = list_photos(tmp_path)
+    assert [p.name for p in photos] == ["a.tif", "b.TIFF", "c.gif", "d.jpg", "e.webp"]
+    reasons = {p.name: reason for p, reason in ignored}
+    assert set(reasons) == {"notes.txt", ".DS_Store", "old"}
+    assert "suffix .txt" in reasons["notes.txt"] and ".tiff" in reasons["notes.txt"]
+    assert all(load_rgb(p).shape == (8, 8, 3) for p in photos)
+
+
 def test_blend_keeps_every_pixel_with_zero_weight():
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
