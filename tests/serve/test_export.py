@@ -1,3 +1,4 @@
+import importlib.util
 import io
 import json
 import os
@@ -111,7 +112,18 @@ def test_versions_are_numbered_and_never_overwritten(trained_run, tmp_path, caps
     meta = json.loads((base / "2" / META_FILE).read_text())
     assert meta["image_size"] == 64 and meta["config"]["model"]["generator_depth"] == 6
     out = capsys.readouterr().out
-    assert "onnx: " in out  # either written, or a clear "unavailable" line
+    onnx_file = base / "1" / "model.onnx"
+    if importlib.util.find_spec("tf2onnx") is None:
+        # Without tf2onnx: no file, and the line says why and how to get it.
+        assert not onnx_file.exists()
+        assert "onnx: unavailable (tf2onnx is not installed: pip install tf2onnx)" in out
+    else:
+        # With tf2onnx: the file is written, non-empty, reported, and a valid ONNX graph.
+        assert onnx_file.is_file() and onnx_file.stat().st_size > 0
+        assert f"onnx: {onnx_file}" in out
+        onnx = pytest.importorskip("onnx")
+        onnx.checker.check_model(onnx.load(str(onnx_file)))
+    assert not (base / "2" / "model.onnx").exists()  # only written with --onnx
 
 
 def test_missing_run_and_corrupt_checkpoint_are_one_line_errors(trained_run, tmp_path, capsys):
