@@ -107,8 +107,9 @@ def train_export_score(setup: str, data: Path, seed: int, seconds: float, work: 
         _run([sys.executable, "export.py", "--run-dir", str(run_dir), "--out", str(export_dir)],
              work / f"{setup}-seed{seed}.export.log")
     eval_dir = work / f"{setup}-seed{seed}.eval"
-    _run([sys.executable, "evaluate.py", "--model", str(export_dir / "1"), "--out", str(eval_dir), "--no-identity",
-          "--no-progress"], work / f"{setup}-seed{seed}.eval.log")
+    if not (eval_dir / "metrics.json").is_file():
+        _run([sys.executable, "evaluate.py", "--model", str(export_dir / "1"), "--out", str(eval_dir), "--no-identity",
+              "--no-progress"], work / f"{setup}-seed{seed}.eval.log")
     scores = json.loads((eval_dir / "metrics.json").read_text())
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     elapsed, curve = 0.0, []
