@@ -114,4 +114,7 @@ class FloorWatch:
         return (f"epoch {epoch}: val PSNR {val_psnr:.2f} dB and SSIM {val_ssim:.4f} have been below both floors for "
                 f"{self.streak} epochs ({self.floors.describe()}): the model does worse than a trivial prediction; "
                 "if it persists, check --norm/--inference-mode (batch norm in eval mode collapses), lower --lr-g/--lr-d "
-                "or check the pairs")
+                "or check the pairs"
+                + ("; here output = input is the better floor: the targets differ little from the inputs, and a "
+                   "model usually starts below it and must learn to copy the input before it can beat it"
+                   if self.floors.identity_ssim >= self.floors.mean_face_ssim else ""))
