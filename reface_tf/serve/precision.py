@@ -7,9 +7,10 @@ kernels themselves in bfloat16. Under the plain mixed policy every call casts al
 tests/serve/test_export.py):
 
 * ``down*_conv``, ``up*_deconv``, ``out_deconv``: bfloat16, kernels stored in bfloat16. The output
-  deconvolution is no exception: in float32 it took about 5 ms more per 256 px face at batch 1 (8.5 instead of
-  3.6 ms for that layer; 118 instead of 109 ms for the whole depth-8 U-Net on a busy 2-core Intel CPU with AMX)
-  and moved the mean difference from the fp32 export only from 0.174 to 0.169 grey levels (max 3 either way);
+  deconvolution is no exception: computing it in float32 was measured (256 px depth-8 U-Net, batch 1, a busy
+  2-core Intel CPU with AMX) to cost about 5 ms per face for that layer (median 12.7 instead of 5.5 ms), 6-7 %
+  of the whole forward pass (median 90 instead of 85 ms), and to move the mean difference from the fp32 export
+  only from 0.174 to 0.169 grey levels (max 3 either way);
 * ``*_norm``: bfloat16 in and out under the mixed policy; their statistics are computed in float32 inside;
 * ``out_tanh``: float32, so the model returns float32 (within 3 grey levels of the fp32 export,
   benchmarks/README.md).
