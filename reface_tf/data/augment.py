@@ -184,8 +184,12 @@ def augment_folder(data: Path, out: Path, copies: int, cfg: AugmentConfig | None
 
     Copies are named ``<stem>_aug<k>.png``; a ``groups.csv`` in ``data`` is carried over with every copy in its
     original's group (copies of one photo must never straddle a train/test split). Returns the pairs written.
+    Every entry of A/ and B/ that is not augmented (no partner, not an image, damaged, hidden, a sub-folder) is
+    logged with the reason, as train.py's pair discovery does.
     """
-    from reface_tf.data.images import is_image_path, load_rgb, save_png_atomic
+    from reface_tf.config import DataConfig
+    from reface_tf.data.images import load_rgb, save_png_atomic
+    from reface_tf.data.pairs import scan_dataset
 
     data, out = Path(data), Path(out)
     if copies < 1:
@@ -194,19 +198,22 @@ def augment_folder(data: Path, out: Path, copies: int, cfg: AugmentConfig | None
         raise DataError(f"{data}: expected A/ and B/ folders (inputs and targets matched by file stem)")
     if out.resolve() == data.resolve():
         raise ConfigError("--out must differ from --data")
-    def images(folder: Path) -> list[Path]:
-        return [p for p in folder.iterdir() if is_image_path(p) and not p.name.startswith(".")]
-
-    targets = {p.stem: p for p in images(data / "B")}
-    inputs = sorted(p for p in images(data / "A") if p.stem in targets)
-    if not inputs:
-        raise DataError(f"{data}: no pairs (files in A/ and B/ with the same stem)")
+    # Decoded below, not here: a damaged pair is then skipped with its reason, and a size mismatch is resized.
+    scan = scan_dataset(data, DataConfig(layout="folders"), check_images=False)  # logs each entry left out
+    left_out = len(scan.problems)
+    pairs = sorted(scan.pairs, key=lambda pair: pair.input_path)
+    inputs = [Path(pair.input_path) for pair in pairs]
+    targets = {Path(pair.input_path).stem: Path(pair.target_path) for pair in pairs}
     groups = _read_groups(data / "groups.csv")
     aug = build_paired_augmentation(cfg)
 
-    def one(index: int) -> list[tuple[str, str]]:
+    def one(index: int) -> list[tuple[str, str]] | None:
         path = inputs[index]
-        a, b = load_rgb(path), load_rgb(targets[path.stem])
+        try:
+            a, b = load_rgb(path), load_rgb(targets[path.stem])
+        except DataError as err:
+            log.warning("skipping pair %s: %s", path.stem, err)
+            return None
         if a.shape != b.shape:
             b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
         rows = []
@@ -230,7 +237,13 @@ def augment_folder(data: Path, out: Path, copies: int, cfg: AugmentConfig | None
             from tqdm import tqdm
 
             results = tqdm(results, total=len(inputs), desc="augment", unit="pair")
-        new_groups = [row for rows in results for row in rows]
+        outcomes = list(results)
+    new_groups = [row for rows in outcomes if rows is not None for row in rows]
+    left_out += 2 * sum(rows is None for rows in outcomes)
+    if not new_groups:
+        raise DataError(f"{data}: no pair could be augmented ({left_out} files left out, each named above)")
+    if left_out:
+        log.warning("%d file(s) of %s left out, each named above", left_out, data)
     written = len(new_groups)
     _write_groups(out / "groups.csv", new_groups)
     return written

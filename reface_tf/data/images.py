@@ -17,10 +17,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reface_tf.errors import DataError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-# Photos that users bring (prepare.py, predict.py) may come in more formats than a training set: every output is
-# PNG anyway, and an animated GIF or a multi-page TIFF is better reported by the decoder than silently ignored.
-PHOTO_SUFFIXES = tuple(sorted({*IMAGE_SUFFIXES, ".gif", ".tif", ".tiff"}))
+# The image files every command reads, one list for all: prepare.py (raw photos), predict.py (photos), and the
+# pairs of train.py / evaluate.py / tune.py and the augment tool. All of them decode with load_rgb, so a format
+# one command takes is never silently left out by another; an animated GIF or a multi-page TIFF is refused by the
+# decoder with its reason rather than ignored.
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_PIXELS = 50_000_000  # ~50 MP: larger images are refused instead of exhausting memory
 
 
@@ -28,24 +29,38 @@ def is_image_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def list_folder(folder: str | os.PathLike, suffixes: tuple[str, ...] = PHOTO_SUFFIXES) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """The files directly in ``folder`` that a command reads (sorted), and every other entry with the reason.
+def list_folder(folder: str | os.PathLike, suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
+                read_elsewhere: tuple[str, ...] = ()) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The image files directly in ``folder`` (sorted), and every other entry with the reason it is not read.
 
-    Commands print or report the second list, so nothing in a folder is left out without a word.
+    ``read_elsewhere`` names files the command reads for another purpose (e.g. ``groups.csv``): in neither
+    list. Commands print or report the second list, so nothing in a folder is left out without a word.
     """
     read: list[Path] = []
     ignored: list[tuple[Path, str]] = []
     for p in sorted(Path(folder).iterdir()):
-        if p.is_dir():
-            ignored.append((p, "a sub-folder; only files directly in the folder are read"))
-        elif p.name.startswith("."):
-            ignored.append((p, "hidden file (name starts with '.')"))
-        elif p.suffix.lower() not in suffixes:
-            ignored.append((p, f"not an image file this command reads (suffix {p.suffix or 'none'}; reads "
-                               f"{', '.join(suffixes)})"))
-        else:
-            read.append(p)
+        if p.name in read_elsewhere and p.is_file():
+            continue
+        reason = skip_reason(p, suffixes)
+        (ignored.append((p, reason)) if reason else read.append(p))
     return read, ignored
+
+
+def skip_reason(path: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> str | None:
+    """Why a folder entry is not read as an image (None if it is): the same words in every command."""
+    if path.is_dir():
+        return "a sub-folder; only files directly in the folder are read"
+    if path.name.startswith("."):
+        return "hidden file (name starts with '.'); not an image this command reads"
+    if path.suffix.lower() not in suffixes:
+        return (f"not an image file this command reads (suffix {path.suffix or 'none'}; reads "
+                f"{', '.join(suffixes)})")
+    return None
+
+
+def is_data_entry(path: Path) -> bool:
+    """False for entries nobody means as data (hidden files, sub-folders): named, but never an error."""
+    return not (path.is_dir() or path.name.startswith("."))
 
 
 def _to_uint8_array(img: Image.Image) -> np.ndarray:

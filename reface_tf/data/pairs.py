@@ -6,8 +6,11 @@ Three layouts are accepted (``--layout auto`` picks by what it finds):
 * ``side_by_side``: each image holds both halves (the pix2pix / TF tutorial format), ``--ab-order`` says which;
 * ``csv``: a CSV with ``input,target`` (optional ``group``) columns; relative paths are relative to the CSV.
 
-Every pair is decoded once before training. Unmatched stems, unreadable, zero-byte, non-image files and
-size mismatches inside a pair are reported (how many, which, why) and skipped, or abort with ``--strict``.
+Every pair is decoded once before training. Every entry of the data folders (``A/`` and ``B/``, or the
+side-by-side folder) that is not used is named with the reason, one log line each (train.py also lists them in
+the run's ``data_report.json``): unmatched stems, unreadable, zero-byte or damaged images, size mismatches inside
+a pair, files whose suffix is not an image format every command reads (``IMAGE_SUFFIXES``), hidden files and
+sub-folders. They are skipped, or abort the run with ``--strict`` (hidden files and sub-folders never do).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from reface_tf.config import DataConfig
-from reface_tf.data.images import IMAGE_SUFFIXES, load_rgb
+from reface_tf.data.images import IMAGE_SUFFIXES, is_data_entry, list_folder, load_rgb
 from reface_tf.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -78,17 +81,12 @@ class DatasetScan:
         _write_json_atomic(Path(path), report)
 
 
-def _images_in(folder: Path, problems: list[Problem]) -> list[Path]:
-    """The visible files of ``folder`` (each is decoded, or reported as not an image, later); hidden files and
-    sub-folders go to ``problems``, so no entry of the folder is left out without a word."""
-    files = []
-    for p in sorted(folder.iterdir()):
-        if p.is_dir():
-            problems.append(Problem(str(p), "a sub-folder; only files directly in the folder are read", invalid=False))
-        elif p.name.startswith("."):
-            problems.append(Problem(str(p), "hidden file (name starts with '.'); not read", invalid=False))
-        else:
-            files.append(p)
+def _images_in(folder: Path, problems: list[Problem], read_elsewhere: tuple[str, ...] = ()) -> list[Path]:
+    """The image files of ``folder`` (each is decoded later); every other entry goes to ``problems`` with the
+    reason, in the words prepare.py and predict.py use, so no entry of the folder is left out without a word.
+    Hidden files and sub-folders are not meant as data: ``--strict`` ignores them."""
+    files, ignored = list_folder(folder, IMAGE_SUFFIXES, read_elsewhere)
+    problems += [Problem(str(p), reason, invalid=is_data_entry(p)) for p, reason in ignored]
     return files
 
 
@@ -188,11 +186,8 @@ def scan_dataset(root: str | os.PathLike, data: DataConfig, check_images: bool =
         candidates = [Pair(pid, str(a), str(b), group_of(a.stem, g)) for pid, a, b, g in rows]
     elif layout == "side_by_side":
         input_half, target_half = ("right", "left") if data.ab_order == "target_input" else ("left", "right")
-        for p in _images_in(root, scan.problems):
-            if p.suffix.lower() not in IMAGE_SUFFIXES and p.name != "groups.csv":
-                scan.problems.append(Problem(str(p), f"not an image file (suffix {p.suffix or 'none'}); remove it"))
-            elif p.suffix.lower() in IMAGE_SUFFIXES:
-                candidates.append(Pair(p.stem, str(p), str(p), group_of(p.stem), input_half, target_half))
+        for p in _images_in(root, scan.problems, read_elsewhere=("groups.csv",)):
+            candidates.append(Pair(p.stem, str(p), str(p), group_of(p.stem), input_half, target_half))
     else:
         raise DataError(f"--layout: unknown layout {layout!r}")
 

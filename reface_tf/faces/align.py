@@ -198,23 +198,40 @@ def face_mask(landmarks_aligned: np.ndarray, size: int = DEFAULT_SIZE, feather: 
               fade_inside: bool = True) -> np.ndarray:
     """Float32 (size, size) mask in [0, 1]: 1 inside the face oval, fading to 0 over about ``feather`` px.
 
-    With ``fade_inside`` (the default) the fade lies inside the oval: the polygon is shrunk by ``feather / 2`` + 1 px
-    and blurred with sigma ``feather / 6``, whose 3-sigma reach ends inside the oval, so the weight on the oval's
-    outline is below 1 % and blending never pulls generated pixels over the background. ``fade_inside=False`` is the demo
-    builder's original fade (sigma ``feather / 3`` around the same shrunk polygon: about 7 % weight on the edge and
-    a little outside), kept so the demo dataset stays bit-identical.
+    With ``fade_inside`` (the default, what ``predict.py`` blends with) the whole fade lies inside the oval: the
+    weight is a smoothstep of each pixel's distance from the outside of the oval, 0 up to 1.5 px inside it (the
+    oval's outline: every pixel with a neighbour outside) and 1 from ``feather`` + 1.5 px on. The weight on the
+    outline and outside the oval is exactly 0, so blending never pulls generated pixels over the background.
+
+    ``fade_inside=False`` is the procedure simulation's (demo dataset builder's) fade, kept bit for bit as it
+    always was: the polygon shrunk by ``feather / 2`` and blurred with sigma ``feather / 3``. That blur reaches
+    past the oval: about 7-10 % weight on the outline at ``feather`` 8-20 and up to ~7 % just outside.
+
+    ``feather`` 0 gives the anti-aliased oval itself.
     """
     oval = np.asarray(landmarks_aligned, dtype=np.float64)[list(FACE_OVAL)]
     mask = np.zeros((size, size), dtype=np.uint8)
     # Sub-pixel accurate polygon: 4 fractional bits.
     cv2.fillPoly(mask, [np.round(oval * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
-    if feather > 0:
-        radius = max(1, int(round(feather / 2)))
-        # fade_inside: one pixel more of shrinking than the blur's 3-sigma reach, for the anti-aliased outline.
-        shrink = radius + 1 if fade_inside else radius
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * shrink + 1, 2 * shrink + 1))
-        mask = cv2.erode(mask, kernel)
-        sigma = radius / 3.0 if fade_inside else feather / 3.0
-        mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigmaX=sigma)
-        return np.clip(mask / 255.0, 0.0, 1.0).astype(np.float32)
-    return mask.astype(np.float32) / 255.0
+    if feather <= 0:
+        return mask.astype(np.float32) / 255.0
+    if not fade_inside:
+        return _blurred_fade(mask, feather)
+    inside = (mask >= 128).astype(np.uint8)  # the pixels the oval covers by more than half
+    # Distance to the nearest pixel outside (exact Euclidean): 1 or sqrt(2) on the outline, more further in.
+    distance = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    t = np.clip((distance - _OUTLINE_PX) / float(feather), 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
+# Pixels whose distance to the outside of the oval is at most this (the outline: 1 or sqrt(2)) get weight 0.
+_OUTLINE_PX = 1.5
+
+
+def _blurred_fade(mask: np.ndarray, feather: float) -> np.ndarray:
+    """The original fade, used by the demo dataset builder (reface_tf.synth.procedure); do not change it."""
+    radius = max(1, int(round(feather / 2)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    mask = cv2.erode(mask, kernel)
+    mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigmaX=feather / 3.0)
+    return np.clip(mask / 255.0, 0.0, 1.0).astype(np.float32)

@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from reface_tf.data.images import DEFAULT_MAX_PIXELS, PHOTO_SUFFIXES, list_folder, load_rgb
+from reface_tf.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, list_folder, load_rgb
 from reface_tf.errors import DataError, ModelError, RefaceError
 from reface_tf.faces.align import BORDER_MODES, DEFAULT_MARGIN, DEFAULT_SIZE, align_face
 
@@ -49,7 +49,6 @@ UNREADABLE, NO_FACE, UNPAIRED, DUPLICATE, FAILED = "unreadable", "no face", "unp
 _LOG_EVERY_S = 10.0
 _NAMED_IN_LOG = 20  # files left out at discovery named one per line; all of them are in the report
 _FLUSH_EVERY_S = 60.0
-RAW_SUFFIXES = PHOTO_SUFFIXES  # what prepare reads: the formats users bring (see reface_tf.data.images)
 NOT_READ = "not read"
 
 
@@ -70,7 +69,7 @@ class Discovery:
 
 def _image_files(folder: Path, side: str, problems: list[dict]) -> list[Path]:
     """The photos in ``folder``; every other entry goes to ``problems`` with the reason it is not read."""
-    read, ignored = list_folder(folder, RAW_SUFFIXES)
+    read, ignored = list_folder(folder, IMAGE_SUFFIXES)
     problems += [_problem(p.stem, side, p, NOT_READ, reason) for p, reason in ignored]
     return read
 
@@ -131,7 +130,7 @@ def discover_pairs(src: str | os.PathLike, pair_pattern: Sequence[str] | None = 
         sides = [_by_stem(((p.stem, p) for p in _image_files(f, side, problems)), side, problems)
                  for side, f in zip(SIDES, folders)]
         if not sides[0] and not sides[1] and all(p["kind"] == NOT_READ for p in problems):
-            raise DataError(f"--src {src}: A/ and B/ hold no image files ({', '.join(RAW_SUFFIXES)})")
+            raise DataError(f"--src {src}: A/ and B/ hold no image files ({', '.join(IMAGE_SUFFIXES)})")
     a_side, b_side = sides
     for side, own, other in (("A", a_side, b_side), ("B", b_side, a_side)):
         for stem in sorted(set(own) - set(other)):
@@ -512,13 +511,6 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, pair_pattern: Seq
     discovery = discover_pairs(src, pair_pattern)
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
-    # Resolve the model once here: a missing model fails before any work starts, and workers never race
-    # each other to download it.
-    from reface_tf.faces.landmarks import resolve_landmarker_model
-
-    opts = Options(dst=str(dst), size=size, margin=margin, border_mode=border_mode, min_face_size=min_face_size,
-                   max_pixels=max_pixels, landmarker=str(resolve_landmarker_model(landmarker)))
-
     old = {} if force else read_manifest(dst)
     records: dict[tuple[str, str], dict] = {}
     todo: list[PairTask] = []
@@ -533,6 +525,13 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, pair_pattern: Seq
         else:
             todo.append(task)
     existing = len(discovery.pairs) - len(todo)
+    # Resolve the model once here: a missing model fails before any work starts, and workers never race
+    # each other to download it. Nothing to align (all done, or no pair at all) needs no model.
+    from reface_tf.faces.landmarks import resolve_landmarker_model
+
+    model = str(resolve_landmarker_model(landmarker)) if todo else (str(landmarker) if landmarker else None)
+    opts = Options(dst=str(dst), size=size, margin=margin, border_mode=border_mode, min_face_size=min_face_size,
+                   max_pixels=max_pixels, landmarker=model)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     log.info("%d pairs found, %d already aligned, %d to do on %d worker(s)%s", len(discovery.pairs), existing,
              len(todo), workers, f"; {len(discovery.problems)} file(s) left out" if discovery.problems else "")
@@ -546,16 +545,17 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, pair_pattern: Seq
     aligned = 0
     interrupted = False
     bar = _Progress(len(todo), progress)
-    outcomes = _run_inline(todo, opts) if workers == 1 else _run_pool(todo, opts, workers)
+    outcomes = iter(()) if not todo else _run_inline(todo, opts) if workers == 1 else _run_pool(todo, opts, workers)
     flushed = time.monotonic()
     try:
         for outcome in outcomes:
             for record in outcome["records"]:
                 records[(record["side"], record["stem"])] = record
-            for problem in outcome["problems"]:
+            for problem in outcome["problems"]:  # one line per file, its partner's included
                 records.pop((problem["side"], problem["stem"]), None)
-                if problem["kind"] != "partner failed":
-                    log.warning("skipped pair %s: %s", problem["stem"], problem["reason"])
+                reason = problem["reason"]
+                log.warning("skipped pair %s: %s", problem["stem"],
+                            reason if reason.startswith(problem["file"]) else f"{problem['file']}: {reason}")
             problems.extend(outcome["problems"])
             aligned += bool(outcome["records"])
             bar.update()
@@ -629,8 +629,12 @@ def main(argv: Sequence[str] | None = None) -> int:
              counts["pairs_aligned"], counts["pairs_already_done"], counts["pairs_skipped"], counts["files_unpaired"],
              counts["files_not_read"],
              counts["images_flagged"], Path(args.dst) / REPORT_MD)
-    if counts["pairs_found"] and not counts["pairs_aligned"] and not counts["pairs_already_done"]:
-        log.error("no pair could be aligned; see %s for the reasons", Path(args.dst) / REPORT_MD)
+    if not counts["pairs_aligned"] and not counts["pairs_already_done"]:  # nothing could be processed
+        if counts["pairs_found"]:
+            log.error("no pair could be aligned; see %s for the reasons", Path(args.dst) / REPORT_MD)
+        else:
+            log.error("no photo pair to align: all %d file(s) left out (unpaired or not read), each named in %s",
+                      len(report["skipped"]), Path(args.dst) / REPORT_MD)
         return 1
     return 0
 

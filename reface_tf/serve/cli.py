@@ -96,11 +96,13 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     from reface_tf.errors import DataError
     from reface_tf.faces.align import DEFAULT_MARGIN
     from reface_tf.faces.landmarks import FaceLandmarker
-    from reface_tf.serve.predict import list_photos, predict_photos
+    from reface_tf.serve.predict import list_photos, no_photos_error, predict_photos
 
     photos, ignored = list_photos(args.photos)  # before loading anything heavy: a wrong path fails fast
-    for path, reason in ignored:
+    for path, reason in ignored:  # every entry of the folder that is not processed, with the reason
         print(f"skipped: {path}: {reason}", file=sys.stderr)
+    if not photos:
+        raise no_photos_error(args.photos, ignored)
     from reface_tf.eval.evaluate import source_from_export, source_from_run  # imports TensorFlow
 
     source = source_from_run(args.run_dir, args.checkpoint) if args.run_dir else source_from_export(args.model)

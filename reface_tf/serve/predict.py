@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from reface_tf.data.images import PHOTO_SUFFIXES, list_folder, load_rgb, save_png_atomic
+from reface_tf.data.images import IMAGE_SUFFIXES, list_folder, load_rgb, save_png_atomic
 from reface_tf.errors import DataError, RefaceError
 from reface_tf.faces.align import DEFAULT_MARGIN, align_face, face_mask, warp_back
 
@@ -94,18 +94,22 @@ def before_after(before: np.ndarray, after: np.ndarray, gap: int = 8) -> np.ndar
 
 
 def list_photos(path: str | os.PathLike) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """One photo, or the photos directly inside a folder (sorted, every format prepare.py reads), and the
-    folder's other entries with the reason each is not processed."""
+    """One photo, or the photos directly inside a folder (sorted, every format prepare.py reads:
+    ``IMAGE_SUFFIXES``), and the folder's other entries with the reason each is not processed.
+
+    A folder without photos gives an empty first list; :func:`no_photos_error` words the error, after the caller
+    has named the other entries."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} does not exist; pass a photo or a folder of photos")
     if path.is_file():
         return [path], []
-    photos, ignored = list_folder(path, PHOTO_SUFFIXES)
-    if not photos:
-        raise DataError(f"{path}: no image files ({', '.join(PHOTO_SUFFIXES)}) in this folder"
-                        + (f"; {len(ignored)} other entries, e.g. {ignored[0][0].name}: {ignored[0][1]}" if ignored else ""))
-    return photos, ignored
+    return list_folder(path, IMAGE_SUFFIXES)
+
+
+def no_photos_error(path: str | os.PathLike, ignored: list[tuple[Path, str]]) -> DataError:
+    return DataError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder"
+                     + (f"; its {len(ignored)} other entries are named above" if ignored else ""))
 
 
 @dataclass

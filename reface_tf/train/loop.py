@@ -100,7 +100,7 @@ def _splits(cfg: Config, run_dir: Path) -> dict[str, list[Pair]]:
         raise DataError("--data: no dataset given")
     scan = scan_dataset(cfg.data.root, cfg.data)
     scan.write_report(run_dir / "data_report.json")
-    log.info(scan.summary())
+    log.info("%s%s", scan.summary(), f"; each named in {run_dir / 'data_report.json'}" if scan.problems else "")
     splits = split_pairs(scan.pairs, cfg.data.val_ratio, cfg.data.test_ratio, cfg.runtime.seed)
     write_splits(run_dir, splits, scan.root, cfg.runtime.seed)
     log.info("split: %s", ", ".join(f"{k} {len(v)}" for k, v in splits.items()))

@@ -110,3 +110,29 @@ def test_offline_cli_errors(tmp_path):
     assert run_cli(main, ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--copies", "1"]) == 2
     with pytest.raises(DataError):
         augment_folder(tmp_path / "missing", tmp_path / "o", 1)
+
+
+def test_offline_copies_name_every_file_left_out_and_go_on(tmp_path, caplog):
+    """A damaged pair, a file without a partner, a non-image and a hidden file are each named with the reason;
+    the other pairs are still augmented (a damaged file used to stop the whole run)."""
+    import logging
+
+    from PIL import Image
+
+    data = tmp_path / "data"
+    for i in range(2):
+        save_png_atomic(data / "A" / f"p{i}.png", _textured(seed=i))
+    save_png_atomic(data / "B" / "p0.png", _textured(seed=10))
+    Image.fromarray(_textured(seed=11)).save(data / "B" / "p1.tif")  # TIFF: read like every other command does
+    save_png_atomic(data / "A" / "bad.png", _textured(seed=2))
+    (data / "B" / "bad.png").write_bytes(b"")
+    save_png_atomic(data / "A" / "lonely.png", _textured(seed=3))
+    (data / "A" / "notes.txt").write_text("x")
+    (data / "B" / ".DS_Store").write_bytes(b"\0")
+    caplog.set_level(logging.INFO)
+    assert augment_folder(data, tmp_path / "out", copies=1, progress=False) == 2
+    assert sorted(p.name for p in (tmp_path / "out" / "A").iterdir()) == ["p0_aug0.png", "p1_aug0.png"]
+    text = caplog.text
+    for name, phrase in (("bad.png", "zero-byte"), ("lonely.png", "unmatched"), ("notes.txt", "not an image file"),
+                         (".DS_Store", "hidden file")):
+        assert any(name in line and phrase in line for line in text.splitlines()), name

@@ -129,3 +129,57 @@ def test_animated_gif_and_oversize_are_refused(tmp_path):
     save_png_atomic(tmp_path / "big.png", gradient_rgb())
     with pytest.raises(DataError, match="exceeds the 0 MP limit"):
         load_rgb(tmp_path / "big.png", max_pixels=1000)
+
+
+def _folder_of_every_kind(folder, rgb):
+    """One still image per suffix every command reads, plus one entry of each kind that is never read."""
+    from reface_tf.data.images import IMAGE_SUFFIXES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, suffix in enumerate(IMAGE_SUFFIXES):
+        name = f"img{i}{suffix.upper() if i % 2 else suffix}"  # suffixes match whatever their case
+        Image.fromarray(rgb).save(folder / name)
+        names.append(name)
+    (folder / "notes.txt").write_text("x")
+    (folder / "scan.heic").write_bytes(b"\0" * 16)
+    (folder / ".DS_Store").write_bytes(b"\0")
+    (folder / "old").mkdir()
+    return names, {"notes.txt": "not an image file", "scan.heic": "not an image file",
+                   ".DS_Store": "hidden file", "old": "a sub-folder"}
+
+
+def test_every_command_reads_the_same_image_files_and_names_the_rest_alike(tmp_path):
+    """prepare.py, predict.py and the pair discovery of train.py / evaluate.py read one list of suffixes
+    (TIFF and GIF included) and name every other entry of a folder with the same reason."""
+    from reface_tf.config import DataConfig
+    from reface_tf.data.images import IMAGE_SUFFIXES
+    from reface_tf.data.pairs import scan_dataset
+    from reface_tf.faces.prepare import discover_pairs
+    from reface_tf.serve.predict import list_photos
+
+    assert {".tif", ".tiff", ".gif", ".webp", ".bmp"} <= set(IMAGE_SUFFIXES)
+    names, others = _folder_of_every_kind(tmp_path / "photos", gradient_rgb(40, 60))
+    photos, ignored = list_photos(tmp_path / "photos")
+    assert [p.name for p in photos] == names
+    predict_reasons = {p.name: reason for p, reason in ignored}
+
+    for side in "AB":
+        _folder_of_every_kind(tmp_path / "raw" / side, gradient_rgb(40, 60))
+    found = discover_pairs(tmp_path / "raw")
+    assert [p.stem for p in found.pairs] == [n.rsplit(".", 1)[0] for n in names]
+    prepare_reasons = {f"{p['side']}/{p['file'].rsplit('/', 1)[-1]}": p["reason"] for p in found.problems}
+    assert all(p["kind"] == "not read" for p in found.problems)
+
+    side_by_side = tmp_path / "sbs"
+    names_sbs, _ = _folder_of_every_kind(side_by_side, gradient_rgb(40, 60))
+    (side_by_side / "groups.csv").write_text("stem,group\n")  # read as the groups file: neither a pair nor skipped
+    scan = scan_dataset(side_by_side, DataConfig())
+    assert scan.layout == "side_by_side" and [p.id for p in scan.pairs] == [n.rsplit(".", 1)[0] for n in names_sbs]
+    pairs_reasons = {p.path.rsplit("/", 1)[-1]: p.reason for p in scan.problems}
+
+    for name, phrase in others.items():
+        reasons = {predict_reasons[name], prepare_reasons[f"A/{name}"], prepare_reasons[f"B/{name}"], pairs_reasons[name]}
+        assert len(reasons) == 1 and reasons.pop().startswith(phrase), name  # one wording everywhere
+    assert set(predict_reasons) == set(pairs_reasons) == set(others)
+    assert ".tiff" in predict_reasons["notes.txt"]  # says what would have been read

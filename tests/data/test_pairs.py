@@ -56,6 +56,31 @@ def test_hidden_files_and_sub_folders_are_named_but_do_not_trip_strict(tmp_path,
     assert named["A/.DS_Store"].startswith("hidden file") and named["A/old"].startswith("a sub-folder")
 
 
+def test_tiff_and_gif_pairs_are_read_and_other_suffixes_named_as_not_images(tmp_path, write_image):
+    """train.py / evaluate.py read the formats prepare.py and predict.py read: TIFF and GIF pairs are used in
+    both layouts, and a file of another suffix is named as not an image (not as an unmatched stem)."""
+    write_image("ds/A/p1.tif")
+    write_image("ds/B/p1.gif")
+    write_image("ds/A/p2.TIFF")
+    write_image("ds/B/p2.png")
+    (tmp_path / "ds/A/notes.txt").write_text("x")
+    scan = scan_dataset(tmp_path / "ds", DataConfig())
+    assert [p.id for p in scan.pairs] == ["p1", "p2"]
+    (problem,) = scan.problems
+    assert problem.path.endswith("A/notes.txt") and problem.reason.startswith("not an image file")
+    assert ".tif" in problem.reason and problem.invalid
+    with pytest.raises(DataError, match=r"--strict: 1 invalid file\(s\).*notes.txt"):
+        scan_dataset(tmp_path / "ds", DataConfig(strict=True))
+
+    sbs = tmp_path / "sbs"
+    write_image("sbs/x.tif", np.concatenate([gradient_rgb(), 255 - gradient_rgb()], axis=1))
+    write_image("sbs/y.gif", np.concatenate([gradient_rgb(), 255 - gradient_rgb()], axis=1))
+    scan = scan_dataset(sbs, DataConfig())  # found as side-by-side from the TIFF and GIF alone
+    assert scan.layout == "side_by_side" and [p.id for p in scan.pairs] == ["x", "y"] and not scan.problems
+    a, b = load_pair_rgb(scan.pairs[0])  # default --ab-order target_input: the input is the right half
+    assert np.array_equal(a, 255 - gradient_rgb()) and np.array_equal(b, gradient_rgb())
+
+
 def test_strict_aborts_with_the_count_and_first_problem(messy_folders):
     with pytest.raises(DataError, match=r"--strict: 6 invalid file\(s\)"):
         scan_dataset(messy_folders, DataConfig(strict=True))

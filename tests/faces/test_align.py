@@ -223,19 +223,61 @@ def test_face_mask_is_one_inside_zero_outside_and_feathered():
     assert soft.sum() < hard.sum()  # the fade lies inside the oval
 
 
-@pytest.mark.parametrize("feather", [8.0, 12.0, 20.0])
-def test_face_mask_fade_ends_on_the_oval_edge(feather):
-    """The blend weight on and outside the oval's outline is ~0 (it was ~7 % before the fade was kept inside)."""
+def _outline(hard: np.ndarray) -> np.ndarray:
+    """The oval's outline: pixels of the oval with a neighbour outside it."""
     import cv2
 
-    landmarks = synthetic_landmarks(similarity(0, 1, 0, 0))
-    hard = face_mask(landmarks, 256, feather=0) > 0.5
-    edge = hard & ~cv2.erode(hard.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # the oval's outline
-    soft = face_mask(landmarks, 256, feather=feather)
-    assert soft[edge].max() < 0.01 and soft[~hard].max() < 0.01
-    assert soft[128, 128] == pytest.approx(1.0)
-    legacy = face_mask(landmarks, 256, feather=feather, fade_inside=False)  # the demo builder's fade, kept as it was
-    assert 0.03 < float(legacy[edge].mean()) < 0.15
+    return hard & ~cv2.erode(hard.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+
+# predict.py's default feathers are 2 (64 px models), 4 (128 px) and 8 (256 px): size / 32, at least 2.
+@pytest.mark.parametrize("size, feather", [(64, 2.0), (64, 3.0), (128, 4.0), (256, 2.0), (256, 8.0), (256, 12.0),
+                                           (256, 20.0)])
+def test_face_mask_fade_ends_on_the_oval_edge(size, feather):
+    """What face_mask's docstring says: weight exactly 0 on the oval's outline and outside it, the whole fade
+    inside. Before, the blurred fade left 7-10 % on the outline (up to 37 % at feather 2), and the first
+    inside-only version still 2-4 % at the small feathers predict.py uses for 64 and 128 px models."""
+    import cv2
+
+    landmarks = synthetic_landmarks(similarity(0, 1, 0, 0), size=size)
+    hard = face_mask(landmarks, size, feather=0) > 0.5
+    soft = face_mask(landmarks, size, feather=feather)
+    edge = _outline(hard)
+    assert edge.sum() > 50
+    assert soft[edge].max() == 0.0 and soft[~hard].max() == 0.0
+    # ... and it is a fade of about ``feather`` px: full weight from feather + 1.5 px inside the outline on.
+    distance = cv2.distanceTransform(hard.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    assert soft[distance >= feather + 1.5].min() == pytest.approx(1.0)
+    band = (soft > 0) & (soft < 1)
+    assert distance[band].min() > 1.5 and distance[band].max() < feather + 1.5
+    assert soft[size // 2, size // 2] == pytest.approx(1.0)
+
+
+def _demo_fade_reference(landmarks: np.ndarray, size: int, feather: float) -> np.ndarray:
+    """face_mask as it was before the fade moved inside the oval, verbatim: the demo builder's fade."""
+    import cv2
+
+    from reface_tf.faces.align import FACE_OVAL
+
+    oval = np.asarray(landmarks, dtype=np.float64)[list(FACE_OVAL)]
+    mask = np.zeros((size, size), dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(oval * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    radius = max(1, int(round(feather / 2)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    mask = cv2.erode(mask, kernel)
+    mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigmaX=feather / 3.0)
+    return np.clip(mask / 255.0, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("feather", [2.0, 5.12, 8.0, 20.0])
+def test_demo_builder_fade_is_kept_bit_for_bit(feather):
+    """The procedure simulation (demo dataset) blends with fade_inside=False: its pixels must not change."""
+    landmarks = synthetic_landmarks(similarity(10, 0.9, 7.3, -4.1))
+    legacy = face_mask(landmarks, 256, feather=feather, fade_inside=False)
+    assert np.array_equal(legacy, _demo_fade_reference(landmarks, 256, feather))
+    edge = _outline(face_mask(landmarks, 256, feather=0) > 0.5)
+    if feather >= 8:
+        assert 0.03 < float(legacy[edge].mean()) < 0.15  # what the docstring says of this fade
 
 
 def test_stable_points_need_a_face_mesh():

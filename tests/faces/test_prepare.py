@@ -340,3 +340,37 @@ def test_a_failed_write_leaves_neither_side(tmp_path, grace_hopper, astronaut):
     assert "could not write the aligned pair" in report["skipped"][0]["reason"]
     assert not (out / "A" / "p.png").exists()
     assert [p.name for p in out.rglob(".*")] == []
+
+
+def test_nothing_to_pair_names_every_file_and_exits_one(tmp_path, caplog, grace_hopper):
+    """No file found a partner: nothing could be processed, so the exit code is 1 (it was 0), every file is
+    named in the log and the report, and the landmarker is not even needed."""
+    import logging
+
+    src = tmp_path / "raw"
+    _save(src / "A" / "x.jpg", grace_hopper)
+    _save(src / "B" / "y.tif", grace_hopper)
+    (src / "A" / "notes.txt").write_text("x")
+    caplog.set_level(logging.INFO, logger="reface_tf.faces.prepare")
+    out = tmp_path / "out"
+    assert _run("--src", src, "--dst", out, "--landmarker", tmp_path / "never_loaded.task") == 1
+    report = json.loads((out / "report.json").read_text())
+    assert {(p["side"], Path(p["file"]).name, p["kind"]) for p in report["skipped"]} == {
+        ("A", "x.jpg", "unpaired"), ("B", "y.tif", "unpaired"), ("A", "notes.txt", "not read")}
+    for name in ("x.jpg", "y.tif", "notes.txt"):
+        assert any(name in r.getMessage() and r.levelno >= logging.WARNING for r in caplog.records), name
+    assert "no photo pair to align" in caplog.text
+
+
+def test_a_failed_pair_names_both_of_its_files(tmp_path, caplog, no_face_path, grace_hopper):
+    """The good partner of a photo without a face is not processed either: its own log line says so."""
+    import logging
+
+    src = tmp_path / "raw"
+    _save(src / "A" / "x.jpg", load_rgb(no_face_path))
+    _save(src / "B" / "x.jpg", grace_hopper)
+    caplog.set_level(logging.INFO, logger="reface_tf.faces.prepare")
+    assert _run("--src", src, "--dst", tmp_path / "out", "--workers", 1) == 1
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped pair x: ")]
+    assert any(str(src / "A" / "x.jpg") in m and "no face found" in m for m in skipped), skipped
+    assert any(str(src / "B" / "x.jpg") in m and "skipped with its pair" in m for m in skipped), skipped

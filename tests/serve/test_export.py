@@ -195,8 +195,25 @@ def test_bfloat16_export_stays_within_a_few_grey_levels(trained_run, tmp_path, c
     assert "--precision bf16" in capsys.readouterr().err
 
 
-def test_bfloat16_kernels_cover_every_convolution_and_only_the_tanh_stays_float32():
-    """What reface_tf.serve.precision says: out_deconv computes in bfloat16, out_tanh in float32."""
+def _documented_layer_dtypes() -> list[tuple[list[str], str]]:
+    """The ``* ``pattern``, ...: dtype`` lines of reface_tf.serve.precision's docstring."""
+    import re
+
+    from reface_tf.serve import precision
+
+    rows = []
+    for line in precision.__doc__.splitlines():
+        match = re.match(r"^\* ((?:``[^`]+``(?:, )?)+): (bfloat16|float32)\b", line)
+        if match:
+            rows.append((re.findall(r"``([^`]+)``", match.group(1)), match.group(2)))
+    return rows
+
+
+def test_bfloat16_export_layer_dtypes_are_the_documented_ones():
+    """Each layer of a bf16 export computes in the dtype reface_tf.serve.precision documents for it; in
+    particular the output deconvolution (out_deconv) in bfloat16 and only the final tanh in float32."""
+    import fnmatch
+
     import keras
 
     from reface_tf.config import Config
@@ -211,8 +228,20 @@ def test_bfloat16_kernels_cover_every_convolution_and_only_the_tanh_stays_float3
         model = with_bfloat16_kernels(generator_from_config(cfg))
     finally:
         keras.config.set_dtype_policy(previous)
-    convs = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
-    assert convs and {layer.compute_dtype for layer in convs} == {"bfloat16"}
-    assert model.get_layer("out_deconv").kernel.dtype == "bfloat16"
-    assert model.get_layer("out_tanh").compute_dtype == "float32"
+    documented = _documented_layer_dtypes()
+    patterns = {pattern: dtype for names, dtype in documented for pattern in names}
+    assert {"out_deconv", "out_tanh"} <= set(patterns), documented
+    covered = set()
+    for pattern, dtype in patterns.items():
+        layers = [layer for layer in model.layers if fnmatch.fnmatchcase(layer.name, pattern)]
+        assert layers, f"the docstring names {pattern}, which matches no layer"
+        for layer in layers:
+            assert layer.compute_dtype == dtype, f"{layer.name} computes in {layer.compute_dtype}, documented {dtype}"
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+                assert layer.kernel.dtype == dtype, f"{layer.name} stores its kernel in {layer.kernel.dtype}"
+            covered.add(layer.name)
+    convs = {layer.name for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))}
+    assert convs <= covered  # every convolution is documented
+    float32 = {layer.name for layer in model.layers[1:] if layer.compute_dtype == "float32"}
+    assert float32 == {pattern for pattern, dtype in patterns.items() if dtype == "float32"} == {"out_tanh"}
     assert model(np.zeros((1, 32, 32, 3), np.float32)).dtype == "float32"

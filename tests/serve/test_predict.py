@@ -32,6 +32,24 @@ def test_a_folder_gives_every_photo_format_prepare_reads_and_names_everything_el
     assert all(load_rgb(p).shape == (8, 8, 3) for p in photos)
 
 
+def test_a_folder_without_photos_names_every_entry_before_the_error(tmp_path, capsys):
+    """Nothing to process: each entry is named with its reason (not just the first), then one error line; the
+    model is never loaded (it does not even exist here)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("scan.heic", "notes.txt", "raw.cr2", ".DS_Store"):
+        (photos / name).write_bytes(b"\0" * 8)
+    (photos / "old").mkdir()
+    assert run_cli(predict_main, [str(photos), "--model", str(tmp_path / "no_model")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "no image files" in lines[-1] and "5 other entries" in lines[-1]
+    named = {line.split(": ")[1].rsplit("/", 1)[-1]: line for line in lines[:-1]}
+    assert set(named) == {"scan.heic", "notes.txt", "raw.cr2", ".DS_Store", "old"}
+    assert all(line.startswith("skipped: ") for line in lines[:-1])
+    assert "not an image file" in named["scan.heic"] and "hidden file" in named[".DS_Store"]
+    assert "sub-folder" in named["old"]
+
+
 def test_blend_keeps_every_pixel_with_zero_weight():
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
