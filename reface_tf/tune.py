@@ -1,7 +1,7 @@
 """Grid search with K-fold cross-validation over the training pairs.
 
 Every configuration of a grid (``optim.lr_g: [1e-4, 2e-4]``, ``loss.lambda_l1: [50, 100]`` ...) is trained
-once per fold for a short budget with :func:`reface_tf.train.loop.train`, in its own run directory, and
+once per fold for a short budget with :func:`reface_tf.tasks.train`, in its own run directory, and
 scored by the validation SSIM / PSNR / L1 on the held-out fold. The folds are made from the pairs that a
 later ``train.py`` run with the same data, seed and ratios uses for training and validation: its test split
 is computed the same way and left out, so tuning never sees the pairs the final model is tested on. Pairs of
@@ -324,7 +324,7 @@ def run_tuning(base: Config, axes: list[Axis], folds: int, out_dir: str | os.Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     result = TuneResult(out_dir, [], metric)
 
-    from reface_tf.train import loop  # imports TensorFlow
+    from reface_tf import tasks  # imports TensorFlow
 
     for index, (point, cfg) in enumerate(zip(points, configs)):
         key = fingerprint(fold_config(cfg, budget, Path()), fold_pairs)
@@ -343,7 +343,7 @@ def run_tuning(base: Config, axes: list[Axis], folds: int, out_dir: str | os.Pat
             train_pairs = [p for i, fold in enumerate(fold_pairs) if i != k for p in fold]
             run_dir.mkdir(parents=True, exist_ok=True)
             write_splits(run_dir, {"train": train_pairs, "val": held, "test": []}, root, base.runtime.seed)
-            trained = loop.train(fold_config(cfg, budget, run_dir))
+            trained = tasks.train(fold_config(cfg, budget, run_dir))
             _release_memory()
             if trained.interrupted:
                 result.interrupted = True

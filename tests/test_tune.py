@@ -95,7 +95,7 @@ def test_search_writes_tables_best_yaml_and_resumes(tmp_path, synthetic_root, mo
 
     # resume: finished folds are read back; only a fold without result.json trains again
     (run_dirs[-1] / "result.json").unlink()
-    import reface_tf.train.loop as loop
+    import reface_tf.tasks as loop
 
     calls = []
     real_train = loop.train

@@ -33,7 +33,7 @@ from reface_tf.data.pairs import Pair, read_split, region_path, scan_dataset
 from reface_tf.data.pipeline import DecodedPairs, to_uint8
 from reface_tf.errors import DataError
 from reface_tf.eval.identity import IdentityModel, load_identity_model, pair_identity
-from reface_tf.eval.metrics import UINT8_RANGE, mae, psnr, region_metrics, ssim
+from reface_tf.metrics import UINT8_RANGE, mae, psnr, region_metrics, ssim
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def source_from_run(run_dir: str | os.PathLike, checkpoint: int | None = None) -
     import tensorflow as tf
 
     from reface_tf.models import inference_training_flag
-    from reface_tf.train.checkpoints import load_generator
+    from reface_tf.tasks.pix2pix.task import load_generator
 
     generator, cfg, path = load_generator(run_dir, checkpoint)
     training = inference_training_flag(cfg)

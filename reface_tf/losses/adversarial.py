@@ -1,7 +1,9 @@
 """Adversarial losses on PatchGAN logits: vanilla BCE (Pix2Pix / TF tutorial), least squares, hinge.
 
 Each function returns per-example losses (``[N]``, float32), averaged over the patches.
-The discriminator loss is real term + fake term, as in the tutorial (no 1/2 factor).
+The discriminator loss is real term + fake term, as in the tutorial (no 1/2 factor). Logits may be one tensor
+or a list of tensors, one per discriminator scale (multi-scale discriminators): the losses of the scales are
+summed, as in pix2pixHD and SPADE; ``decision_stats`` averages the scales.
 """
 
 from __future__ import annotations
@@ -16,7 +18,26 @@ def _bce(logits: tf.Tensor, label: float) -> tf.Tensor:
     return per_example_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), label), logits=logits))
 
 
-def discriminator_loss(kind: str, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+def _scales(logits) -> list:
+    return list(logits) if isinstance(logits, (list, tuple)) else [logits]
+
+
+def _over_scales(fn, *logits) -> tf.Tensor:
+    scales = [_scales(x) for x in logits]
+    if len({len(s) for s in scales}) != 1:
+        raise ValueError(f"real and fake logits have different numbers of scales: {[len(s) for s in scales]}")
+    return tf.add_n([fn(*per_scale) for per_scale in zip(*scales)])
+
+
+def discriminator_loss(kind: str, real_logits, fake_logits) -> tf.Tensor:
+    return _over_scales(lambda r, f: _discriminator_loss(kind, r, f), real_logits, fake_logits)
+
+
+def generator_loss(kind: str, fake_logits) -> tf.Tensor:
+    return _over_scales(lambda f: _generator_loss(kind, f), fake_logits)
+
+
+def _discriminator_loss(kind: str, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     real, fake = tf.cast(real_logits, tf.float32), tf.cast(fake_logits, tf.float32)
     if kind == "bce":
         return _bce(real, 1.0) + _bce(fake, 0.0)
@@ -27,7 +48,7 @@ def discriminator_loss(kind: str, real_logits: tf.Tensor, fake_logits: tf.Tensor
     raise ValueError(f"unknown adversarial loss {kind!r}")
 
 
-def generator_loss(kind: str, fake_logits: tf.Tensor) -> tf.Tensor:
+def _generator_loss(kind: str, fake_logits: tf.Tensor) -> tf.Tensor:
     fake = tf.cast(fake_logits, tf.float32)
     if kind == "bce":
         return _bce(fake, 1.0)
@@ -43,7 +64,13 @@ def generator_loss(kind: str, fake_logits: tf.Tensor) -> tf.Tensor:
 DECISION_THRESHOLD = {"bce": 0.0, "lsgan": 0.5, "hinge": 0.0}
 
 
-def decision_stats(kind: str, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> dict[str, tf.Tensor]:
+def decision_stats(kind: str, real_logits, fake_logits) -> dict[str, tf.Tensor]:
+    reals, fakes = _scales(real_logits), _scales(fake_logits)
+    per_scale = [_decision_stats(kind, r, f) for r, f in zip(reals, fakes)]
+    return {k: tf.add_n([s[k] for s in per_scale]) / len(per_scale) for k in per_scale[0]}
+
+
+def _decision_stats(kind: str, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> dict[str, tf.Tensor]:
     """What the discriminator's outputs mean, per example (float32 ``[N]``).
 
     ``d_real`` / ``d_fake``: the mean output on real and generated pairs, as a probability (sigmoid) for bce,

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from reface_tf.config import Config
 from reface_tf.errors import ModelError
-from reface_tf.losses.terms import LossTerm
+from reface_tf.losses.terms import LossContext, LossTerm
 from reface_tf.registry import RegistryFile, fetch
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,8 @@ def build_identity(cfg: Config) -> LossTerm | None:
     embed = make_embedding_fn(load_embedder(path))
     log.info("identity term: FaceNet graph %s, weight %g", path, weight)
 
-    def distance(inputs: tf.Tensor, outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        target_emb = tf.stop_gradient(embed(targets))
-        return 1.0 - tf.reduce_sum(embed(outputs) * target_emb, axis=-1)
+    def distance(ctx: LossContext) -> tf.Tensor:
+        target_emb = tf.stop_gradient(embed(ctx.targets))
+        return 1.0 - tf.reduce_sum(embed(ctx.fake) * target_emb, axis=-1)
 
     return LossTerm("identity", weight, distance)

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from reface_tf.config import Config
 from reface_tf.errors import ModelError
-from reface_tf.losses.terms import LossTerm, per_example_mean
+from reface_tf.losses.terms import LossContext, LossTerm, per_example_mean
 
 
 def build_vgg_features(layers: list[str], weights: str = "imagenet", image_size: int | None = None) -> keras.Model:
@@ -56,9 +56,9 @@ def build_perceptual(cfg: Config) -> LossTerm | None:
             x = tf.image.grayscale_to_rgb(x)
         return keras.applications.vgg19.preprocess_input((x + 1.0) * 127.5)
 
-    def distance(inputs: tf.Tensor, outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        out_feats = features(vgg_input(outputs), training=False)
-        tgt_feats = features(vgg_input(targets), training=False)
+    def distance(ctx: LossContext) -> tf.Tensor:
+        out_feats = features(vgg_input(ctx.fake), training=False)
+        tgt_feats = features(vgg_input(ctx.targets), training=False)
         per_layer = [per_example_mean(tf.abs(tf.cast(a, tf.float32) - tf.cast(tf.stop_gradient(b), tf.float32)))
                      for a, b in zip(out_feats, tgt_feats)]
         return tf.add_n(per_layer) / len(per_layer)

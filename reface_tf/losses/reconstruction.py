@@ -15,4 +15,4 @@ def l1_per_example(outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
 def build_l1(cfg: Config) -> LossTerm | None:
     if cfg.loss.lambda_l1 == 0:
         return None
-    return LossTerm("l1", cfg.loss.lambda_l1, lambda inputs, outputs, targets: l1_per_example(outputs, targets))
+    return LossTerm("l1", cfg.loss.lambda_l1, lambda ctx: l1_per_example(ctx.fake, ctx.targets))

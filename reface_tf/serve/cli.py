@@ -44,7 +44,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("--precision bf16 exports the SavedModel only; drop --tflite/--onnx or export fp32")
     from reface_tf.serve.export import export_onnx, export_saved_model  # imports TensorFlow
     from reface_tf.serve.precision import EXPORT_POLICIES, with_bfloat16_kernels
-    from reface_tf.train.checkpoints import load_generator
+    from reface_tf.tasks.pix2pix.task import load_generator
 
     generator, cfg, ckpt = load_generator(args.run_dir, args.checkpoint, policy=EXPORT_POLICIES[args.precision])
     if args.precision == "bf16":

@@ -1,5 +1,6 @@
-"""Everything a resumed run needs lives in one ``tf.train.Checkpoint``: both networks, both optimisers,
-the epoch, the global step and how many batches of the current epoch were already trained.
+"""Everything a resumed run needs lives in one ``tf.train.Checkpoint``: the task's networks (EMA copies
+included) and optimisers, the epoch, the global step and how many batches of the current epoch were already
+trained, and the dropout RNG states.
 
 Checkpoints are numbered by global step (``checkpoints/ckpt-<step>``). ``tf.train.CheckpointManager`` only
 points ``checkpoints/checkpoint`` at a new file once it is completely written, so an interrupted save
@@ -16,7 +17,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from reface_tf.config import Config, load_yaml
 from reface_tf.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -26,19 +26,18 @@ CHECKPOINT_DIR = "checkpoints"
 
 @dataclass
 class TrainState:
-    generator: keras.Model
-    discriminator: keras.Model
-    g_optimizer: keras.optimizers.Optimizer
-    d_optimizer: keras.optimizers.Optimizer
+    """The networks and optimisers by their checkpoint names (a task's ``build_networks`` / ``build_optimizers``
+    keys: Pix2Pix's are generator, discriminator, g_optimizer, d_optimizer, the names of every earlier run)."""
+
+    networks: dict[str, keras.Model]
+    optimizers: dict[str, keras.optimizers.Optimizer]
     epoch: tf.Variable          # epochs completed
     step: tf.Variable           # optimiser steps completed
     step_in_epoch: tf.Variable  # batches of the current (unfinished) epoch already trained
 
     def checkpoint(self) -> tf.train.Checkpoint:
-        return tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
-                                   g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
-                                   epoch=self.epoch, step=self.step, step_in_epoch=self.step_in_epoch,
-                                   rng=random_states(self.generator, self.discriminator))
+        return tf.train.Checkpoint(**self.networks, **self.optimizers, epoch=self.epoch, step=self.step,
+                                   step_in_epoch=self.step_in_epoch, rng=random_states(*self.networks.values()))
 
 
 def random_states(*models: keras.Model) -> dict[str, tf.Variable]:
@@ -73,30 +72,48 @@ def checkpoint_path(run_dir: str | os.PathLike, number: int | None = None) -> st
     return str(path)
 
 
-def load_generator(run_dir: str | os.PathLike, checkpoint: int | None = None,
-                   policy: str = "float32") -> tuple[keras.Model, Config, str]:
-    """Rebuild the generator of a run from its ``config.yaml`` and restore its weights.
-
-    ``policy`` is the Keras dtype policy the layers compute in (``"mixed_bfloat16"`` for a faster CPU export);
-    the weights are float32 under every policy, so any run's checkpoint restores into either.
-    """
-    from reface_tf.models import generator_from_config  # models import keras layers; keep this module light
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ModelError(f"--run-dir: {run_dir}/config.yaml not found; pass the run directory written by train.py")
-    cfg = load_yaml(run_dir / "config.yaml")
-    path = checkpoint_path(run_dir, checkpoint)
-    previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(policy)
+def restore(objects: dict[str, object], path: str, what: str) -> None:
+    """Restore the named objects (networks, optimisers) from checkpoint ``path``; every variable they own must
+    be found there, else one ModelError line."""
     try:
-        generator = generator_from_config(cfg)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    try:
-        tf.train.Checkpoint(generator=generator).restore(path).expect_partial().assert_existing_objects_matched()
+        tf.train.Checkpoint(**objects).restore(path).expect_partial().assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError) as err:
-        raise ModelError(f"{path}: cannot restore the generator ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+        raise ModelError(f"{path}: cannot restore {what} ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
                          "the checkpoint is corrupt or from a different model config") from None
-    log.info("restored generator from %s", path)
-    return generator, cfg, path
+
+
+def copy_matching_weights(targets: dict[str, keras.Model], sources: dict[str, keras.Model], origin: str) -> list[str]:
+    """Copy every layer's weights from ``sources`` into the same-named network and layer of ``targets``
+    (fine-tuning); returns the networks copied. ModelError naming the first layer whose shapes differ."""
+    copied = []
+    for name, target in targets.items():
+        source = sources.get(name)
+        if source is None:
+            continue
+        by_name = {layer.name: layer for layer in source.layers}
+        for layer in target.layers:
+            if not layer.weights:
+                continue
+            other = by_name.get(layer.name)
+            if other is None or len(other.weights) != len(layer.weights):
+                raise ModelError(f"--init-from {origin}: network {name} has no layer {layer.name!r} like this "
+                                 "run's; start from a run of the same architecture")
+            for mine, theirs in zip(layer.weights, other.weights):
+                if tuple(mine.shape) != tuple(theirs.shape):
+                    raise ModelError(f"--init-from {origin}: {name} layer {layer.name!r} weight {theirs.name!r} has shape "
+                                     f"{tuple(theirs.shape)} there and {tuple(mine.shape)} here; use the same network "
+                                     "options as that run (filters, depth, channels, image size)")
+            for mine, theirs in zip(layer.weights, other.weights):
+                mine.assign(theirs)
+        copied.append(name)
+    return copied
+
+
+def resolve_checkpoint(source: str | os.PathLike) -> str:
+    """A run directory (its latest checkpoint) or a checkpoint prefix ``RUN/checkpoints/ckpt-N``."""
+    source = Path(source)
+    if Path(f"{source}.index").is_file():
+        return str(source)
+    if (source / CHECKPOINT_DIR).is_dir() or (source / "config.yaml").is_file():
+        return checkpoint_path(source)
+    raise ModelError(f"--init-from: {source} is neither a run directory nor a checkpoint (RUN/checkpoints/ckpt-N)")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from reface_tf.config import build_parser, config_from_args, load_yaml, merge_for_resume, validate
+from reface_tf.config import build_parser, config_from_args, load_yaml, merge_for_resume, requested_task, validate
 from reface_tf.errors import ConfigError
 
 log = logging.getLogger("reface_tf.train")
@@ -30,7 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from reface_tf.tune import main as tune_main  # train.py --grid is tune.py
 
         return tune_main(argv)
-    parser = build_parser("Train a Pix2Pix face-to-face translation model.")
+    from reface_tf.tasks import declare, task_names
+
+    task = requested_task(argv)
+    declare(task)  # its config sections, for --help and parsing
+    parser = build_parser(f"Train a model: task {task} (of {', '.join(task_names())}; --task NAME --help shows "
+                          "that task's options).", task=task)
     parser.epilog = EXAMPLES
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
@@ -58,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cfg.data.root = default_dataset()
 
-    from reface_tf.train.loop import train  # imports TensorFlow
+    from reface_tf.tasks import train  # imports TensorFlow
 
     result = train(cfg)
     if result.interrupted:

@@ -1,27 +1,21 @@
-"""The ``tf.function`` train step: two tapes, two optimisers, weighted loss terms, any tf.distribute strategy.
+"""The engine's ``tf.function`` train step: one gradient tape per phase, any tf.distribute strategy.
 
 Per-example losses are averaged over the GLOBAL batch (``tf.nn.compute_average_loss``) so gradients are
 the same whatever the number of replicas. Losses are float32 under every precision policy; under
-``mixed_float16`` the Keras 3 ``LossScaleOptimizer`` scales the loss and unscales the gradients.
-When the norm is not batch norm and the per-replica batch is small, the discriminator sees real and fake
-pairs in ONE batched call (same result, larger and more efficient convolutions). From a per-replica batch of
-``FUSE_MAX_BATCH + 1`` on the calls stay separate: the generator's gradient then flows back through the
-discriminator for the fake half only, whereas the fused call also back-propagates zeros through the real half,
-about one discriminator pass per image wasted (measured at batch 8, bfloat16: separate calls ~9% less CPU
-time per image). With batch norm the two calls are always separate so real and fake statistics never mix,
-as in the tutorial.
+``mixed_float16`` the Keras 3 ``LossScaleOptimizer`` scales the loss and unscales the gradients. What the
+losses are is the task's (``reface_tf.train.task.StepGroup``); Pix2Pix's are in ``reface_tf.tasks.pix2pix``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import keras
 import tensorflow as tf
 
 from reface_tf.config import Config
-from reface_tf.losses import adversarial
-from reface_tf.losses.terms import LossTerm
+from reface_tf.train.task import EMA, StepContext, StepGroup
 
 
 class FusedAdam(keras.optimizers.Adam):
@@ -56,56 +50,39 @@ def _handle(variable) -> tf.Tensor:
     return variable.value.handle if isinstance(variable, keras.Variable) else variable.handle
 
 
-# Largest per-replica batch at which real and fake pairs share one discriminator call (see the module doc).
-FUSE_MAX_BATCH = 2
-
-
-def make_optimizer(lr: float, cfg: Config) -> keras.optimizers.Optimizer:
-    opt = FusedAdam(learning_rate=lr, beta_1=cfg.optim.beta1, beta_2=cfg.optim.beta2)
+def make_optimizer(lr: float, cfg: Config, beta_1: float | None = None, beta_2: float | None = None) -> keras.optimizers.Optimizer:
+    """``FusedAdam`` (betas from ``cfg.optim`` unless given), wrapped for loss scaling under ``mixed_float16``."""
+    opt = FusedAdam(learning_rate=lr, beta_1=cfg.optim.beta1 if beta_1 is None else beta_1,
+                    beta_2=cfg.optim.beta2 if beta_2 is None else beta_2)
     if cfg.runtime.precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
 
 
-def make_train_step(generator: keras.Model, discriminator: keras.Model, g_opt: keras.optimizers.Optimizer,
-                    d_opt: keras.optimizers.Optimizer, terms: list[LossTerm], cfg: Config,
-                    strategy: tf.distribute.Strategy, global_batch: int) -> Callable[[object], dict[str, tf.Tensor]]:
-    """Return ``step(distributed_batch) -> {name: scalar}`` (losses averaged over the global batch)."""
-    kind, lambda_adv = cfg.loss.adversarial, cfg.loss.lambda_adv
-    per_replica_batch = max(1, global_batch // strategy.num_replicas_in_sync)
-    fuse_discriminator = cfg.model.norm != "batch" and per_replica_batch <= FUSE_MAX_BATCH
+def trainable(networks: dict[str, keras.Model], names: tuple[str, ...]) -> list:
+    return [v for name in names for v in networks[name].trainable_variables]
+
+
+def make_group_step(group: StepGroup, networks: dict[str, keras.Model], optimizers: dict[str, keras.optimizers.Optimizer],
+                    cfg: Config, strategy: tf.distribute.Strategy, global_batch: int,
+                    ) -> Callable[[object, tf.Tensor], dict[str, tf.Tensor]]:
+    """Return ``step(distributed_batch, step_count) -> {name: scalar}`` for one group: one gradient tape per
+    phase around ONE call of the group's loss function, every gradient computed before any is applied (so
+    each phase sees the networks as they were at the forward pass), logs summed over replicas."""
     scaled = cfg.runtime.precision == "mixed_float16"
+    variables = [trainable(networks, phase.networks) for phase in group.phases]
 
-    def average(per_example: tf.Tensor) -> tf.Tensor:
-        return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-
-    def replica_step(inputs: tf.Tensor, targets: tf.Tensor) -> dict[str, tf.Tensor]:
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = generator(inputs, training=True)
-            if fuse_discriminator:
-                logits = discriminator([tf.concat([inputs, inputs], 0), tf.concat([targets, tf.cast(fake, targets.dtype)], 0)], training=True)
-                real_logits, fake_logits = tf.split(logits, 2, axis=0)
-            else:
-                real_logits = discriminator([inputs, targets], training=True)
-                fake_logits = discriminator([inputs, fake], training=True)
-            logs = {"g_adv": average(adversarial.generator_loss(kind, fake_logits))}
-            g_total = lambda_adv * logs["g_adv"]
-            for term in terms:
-                logs[term.name] = average(term(inputs, fake, targets))
-                g_total += term.weight * logs[term.name]
-            d_total = average(adversarial.discriminator_loss(kind, real_logits, fake_logits))
-            g_loss = g_opt.scale_loss(g_total) if scaled else g_total
-            d_loss = d_opt.scale_loss(d_total) if scaled else d_total
-        g_grads = g_tape.gradient(g_loss, generator.trainable_variables)
-        d_grads = d_tape.gradient(d_loss, discriminator.trainable_variables)
-        g_opt.apply_gradients(zip(g_grads, generator.trainable_variables))
-        d_opt.apply_gradients(zip(d_grads, discriminator.trainable_variables))
-        n = tf.cast(tf.shape(inputs)[0], tf.float32)
-        # Weighted so that the SUM over replicas is the global mean.
-        decisions = {k: tf.reduce_mean(v) * n / global_batch
-                     for k, v in adversarial.decision_stats(kind, real_logits, fake_logits).items()}
-        logs.update(g_total=g_total, d_total=d_total, **decisions)
-        return logs
+    def replica_step(batch: dict[str, tf.Tensor], step_count: tf.Tensor) -> dict[str, tf.Tensor]:
+        ctx = StepContext(global_batch, step_count)
+        with contextlib.ExitStack() as stack:
+            tapes = [stack.enter_context(tf.GradientTape()) for _ in group.phases]
+            losses, logs = group.losses(batch, ctx)
+            totals = [optimizers[p.optimizer].scale_loss(losses[p.loss]) if scaled else losses[p.loss]
+                      for p in group.phases]
+        grads = [tape.gradient(total, vs) for tape, total, vs in zip(tapes, totals, variables)]
+        for phase, g, vs in zip(group.phases, grads, variables):
+            optimizers[phase.optimizer].apply_gradients(zip(g, vs))
+        return {**logs, **{p.loss: losses[p.loss] for p in group.phases}}
 
     # XLA compiles one device's program: with several replicas compile the per-replica step, not the
     # cross-replica function (which would place every replica's variables on the first device).
@@ -113,8 +90,39 @@ def make_train_step(generator: keras.Model, discriminator: keras.Model, g_opt: k
     replica_fn = tf.function(replica_step, jit_compile=True) if cfg.runtime.jit and multi else replica_step
 
     @tf.function(jit_compile=(cfg.runtime.jit and not multi) or None)
-    def step(batch: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
-        per_replica = strategy.run(replica_fn, args=batch)
+    def step(batch: dict[str, tf.Tensor], step_count: tf.Tensor) -> dict[str, tf.Tensor]:
+        per_replica = strategy.run(replica_fn, args=(batch, step_count))
         return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
 
     return step
+
+
+def make_ema_update(ema: dict[str, EMA], networks: dict[str, keras.Model]) -> Callable[[], None] | None:
+    """A ``tf.function`` that moves every EMA network toward its source (cross-replica: all copies alike)."""
+    if not ema:
+        return None
+    pairs = []
+    for name, spec in ema.items():
+        targets, sources = float_variables(networks[name]), float_variables(networks[spec.source])
+        if [tuple(v.shape) for v in targets] != [tuple(v.shape) for v in sources]:
+            raise ValueError(f"EMA network {name!r} does not have the variables of {spec.source!r}")
+        pairs.append((spec.decay, targets, sources))
+
+    @tf.function
+    def update() -> None:
+        for decay, targets, sources in pairs:
+            for t, s in zip(targets, sources):
+                t.assign(s + decay * (t - s))
+
+    return update
+
+
+def float_variables(model: keras.Model) -> list:
+    """Weights and normalisation statistics; not the integer RNG states of dropout layers."""
+    return [v for v in model.variables if keras.backend.is_float_dtype(v.dtype)]
+
+
+def copy_weights(target: keras.Model, source: keras.Model) -> None:
+    """Start an EMA network equal to its source (float variables, as the EMA update)."""
+    for t, s in zip(float_variables(target), float_variables(source)):
+        t.assign(s)

@@ -8,7 +8,7 @@ import pytest
 from reface_tf.data.augment import AugmentConfig, build_paired_augmentation
 from reface_tf.data.pairs import scan_dataset
 from reface_tf.data.pipeline import DecodedPairs, train_dataset, training_batches
-from reface_tf.train.loop import _augmentation
+from reface_tf.tasks.pix2pix.task import augmentation as _augmentation
 
 
 class SameImagePairs(DecodedPairs):

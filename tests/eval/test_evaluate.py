@@ -50,7 +50,7 @@ def test_same_numbers_twice(first_report, trained_run, tmp_path):
 
 def test_exported_model_scores_like_its_checkpoint(first_report, trained_run, tmp_path):
     from reface_tf.serve.export import export_saved_model
-    from reface_tf.train.checkpoints import load_generator
+    from reface_tf.tasks.pix2pix.task import load_generator
 
     generator, cfg, ckpt = load_generator(trained_run)
     version = export_saved_model(generator, cfg, tmp_path / "export", checkpoint=ckpt)

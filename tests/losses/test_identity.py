@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+
+from reface_tf.losses.terms import LossContext
 import tensorflow as tf
 
 from reface_tf.config import Config
@@ -71,7 +73,7 @@ def test_same_person_closer_and_gradient_flows_inside_tf_function():
     @tf.function
     def loss_and_grad():
         with tf.GradientTape() as tape:
-            loss = term(targets, outputs, targets)
+            loss = term(LossContext({"input": targets, "target": targets}, {"fake": outputs}))
         return loss, tape.gradient(loss, outputs)
 
     loss, grad = loss_and_grad()

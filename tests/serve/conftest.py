@@ -8,7 +8,7 @@ import pytest
 def tiny_run(base, synthetic_root):
     """Train (once per session folder) a 64x64 depth-6 generator with a 4-pair test split."""
     from reface_tf.config import Config
-    from reface_tf.train.loop import train
+    from reface_tf.tasks import train
 
     run_dir = base / "tiny_run"
     if (run_dir / "checkpoints" / "checkpoint").is_file():
@@ -32,7 +32,7 @@ def trained_run(tmp_path_factory, synthetic_root):
 def exported(tmp_path_factory, trained_run):
     """(version folder, in-memory generator, config) of one export of ``trained_run``."""
     from reface_tf.serve.export import export_saved_model
-    from reface_tf.train.checkpoints import load_generator
+    from reface_tf.tasks.pix2pix.task import load_generator
 
     generator, cfg, ckpt = load_generator(trained_run)
     version_dir = export_saved_model(generator, cfg, tmp_path_factory.mktemp("export") / "reface", checkpoint=ckpt)

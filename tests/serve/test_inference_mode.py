@@ -9,7 +9,7 @@ from reface_tf.data.pipeline import to_uint8
 @pytest.fixture(scope="module")
 def batch_stats_run(tmp_path_factory, synthetic_root):
     from reface_tf.config import Config
-    from reface_tf.train.loop import train
+    from reface_tf.tasks import train
 
     cfg = Config()
     cfg.data.root, cfg.data.image_size, cfg.data.load_size = str(synthetic_root), 64, 72
@@ -27,7 +27,7 @@ def batch_stats_run(tmp_path_factory, synthetic_root):
 @pytest.mark.slow
 def test_evaluate_and_export_generate_with_batch_statistics(batch_stats_run, tmp_path):
     from reface_tf.eval.evaluate import source_from_export, source_from_run
-    from reface_tf.train.checkpoints import load_generator
+    from reface_tf.tasks.pix2pix.task import load_generator
     from reface_tf.serve.export import export_saved_model
 
     generator, cfg, ckpt = load_generator(batch_stats_run)

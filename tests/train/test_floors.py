@@ -12,8 +12,9 @@ from PIL import Image
 from reface_tf.config import Config
 from reface_tf.data.pairs import scan_dataset
 from reface_tf.data.pipeline import DecodedPairs
-from reface_tf.train import loop
-from reface_tf.train.floors import Floors, FloorWatch, compute_floors, load_floors, mean_target
+from reface_tf.tasks import train
+from reface_tf.tasks.pix2pix import task as pix2pix_task
+from reface_tf.tasks.pix2pix.floors import Floors, FloorWatch, compute_floors, load_floors, mean_target
 
 
 def test_mean_face_is_the_pixelwise_mean_of_the_training_targets(tmp_path):
@@ -58,16 +59,16 @@ def test_warning_after_two_epochs_in_a_row_below_both_floors_and_not_before():
 @pytest.mark.slow
 def test_a_run_logs_its_floors_once_and_warns_in_the_second_epoch_below_them(tiny_config, monkeypatch, caplog):
     cfg = tiny_config(optim={"epochs": 3})
-    real_floors = loop._floors
+    real_floors = pix2pix_task.run_floors
     unbeatable = Floors(mean_face_psnr=99.0, mean_face_ssim=0.999, identity_psnr=0.0, identity_ssim=0.0)
 
     def floors_then_unbeatable(run_dir, *args):
         real_floors(run_dir, *args)  # computes and writes floors.json as a run does
         return unbeatable
 
-    monkeypatch.setattr(loop, "_floors", floors_then_unbeatable)
+    monkeypatch.setattr(pix2pix_task, "run_floors", floors_then_unbeatable)
     with caplog.at_level(logging.WARNING, logger="reface_tf.train.loop"):
-        loop.train(cfg)
+        train(cfg)
     run = Path(cfg.runtime.run_dir)
     saved = load_floors(run)
     assert saved is not None and 0 < saved.mean_face_psnr < 99 and 0 < saved.identity_ssim <= 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import reface_tf.train.step as step_module
+import reface_tf.tasks.pix2pix.task as step_module
 from tests.train.test_precision import run_steps
 
 LR = 2e-4  # Config default lr_g = lr_d

@@ -14,10 +14,10 @@ import tensorflow as tf
 
 from reface_tf.data.pairs import scan_dataset
 from reface_tf.data.pipeline import DecodedPairs, train_dataset
-from reface_tf.losses import build_generator_terms
 from reface_tf.models import discriminator_from_config, generator_from_config
 from reface_tf.train import runtime
-from reface_tf.train.step import make_optimizer, make_train_step
+from reface_tf.tasks.pix2pix.task import make_train_step
+from reface_tf.train.step import make_optimizer
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,7 @@ def run_steps(cfg, steps: int = 2):
         g_opt, d_opt = make_optimizer(cfg.optim.lr_g, cfg), make_optimizer(cfg.optim.lr_d, cfg)
         g_opt.build(generator.trainable_variables)
         d_opt.build(discriminator.trainable_variables)
-    step = make_train_step(generator, discriminator, g_opt, d_opt, build_generator_terms(cfg), cfg, strategy, batch)
+    step = make_train_step(generator, discriminator, g_opt, d_opt, cfg, strategy, batch)
     before = [w.copy() for w in generator.get_weights()], [w.copy() for w in discriminator.get_weights()]
     logs = []
     for data in train_dataset(store, cfg, epoch=0, global_batch=batch).take(steps):
@@ -88,7 +88,7 @@ def test_bfloat16_step_tracks_float32_on_the_same_batch(tiny_config):
 
 def test_fused_and_separate_discriminator_passes_agree(tiny_config, monkeypatch):
     """Instance norm normalises each example alone, so one batched D call equals two separate ones."""
-    import reface_tf.train.step as step_module
+    import reface_tf.tasks.pix2pix.task as step_module
 
     losses = {}
     for fuse_max in (8, 0):

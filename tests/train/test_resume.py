@@ -12,7 +12,7 @@ from reface_tf.config import load_yaml
 from reface_tf.data.pairs import read_split
 from reface_tf.errors import ConfigError, DataError
 from reface_tf.train import loop
-from reface_tf.train.loop import train
+from reface_tf.tasks import train
 
 
 class _StopAfter:

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from reface_tf.models import discriminator_from_config
-from reface_tf.train.loop import train
+from reface_tf.tasks import train
 
 
 def largest_singular_value(kernel: np.ndarray) -> float:

@@ -13,8 +13,8 @@ import tensorflow as tf
 from reface_tf.config import save_yaml
 from reface_tf.errors import TrainingDiverged
 from reface_tf.losses.terms import LossTerm
-from reface_tf.train.checkpoints import load_generator
-from reface_tf.train.loop import train
+from reface_tf.tasks.pix2pix.task import load_generator
+from reface_tf.tasks import train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +70,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tiny_config,
     train(cfg.replace(optim={"epochs": 1}))
     ckpt_before = sorted(p.name for p in (Path(cfg.runtime.run_dir) / "checkpoints").iterdir())
     poisoned = LossTerm("poison", 1.0, lambda i, o, t: tf.fill([tf.shape(o)[0]], float("nan")))
-    monkeypatch.setattr("reface_tf.train.loop.build_generator_terms", lambda c: [poisoned])
+    monkeypatch.setattr("reface_tf.tasks.pix2pix.task.build_generator_terms", lambda c: [poisoned])
     with pytest.raises(TrainingDiverged, match=r"loss \w+ is nan at epoch 2, step 4; .*ckpt-3 is kept|ckpt-3\) is kept"):
         train(cfg)
     assert sorted(p.name for p in (Path(cfg.runtime.run_dir) / "checkpoints").iterdir()) == ckpt_before
@@ -99,7 +99,7 @@ import json, sys, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from reface_tf.config import load_yaml
-from reface_tf.train.loop import train
+from reface_tf.tasks import train
 result = train(load_yaml(sys.argv[1]))
 refused = ""
 if result.replicas > 1:

@@ -1,0 +1,13 @@
+"""Pix2Pix: paired image-to-image translation (U-Net generator + PatchGAN discriminator), the flagship task.
+
+Its config sections are ``data``, ``model`` and ``loss`` of ``reface_tf.config`` (they predate the registry and
+keep their names so that every earlier run resumes unchanged); the task itself is in ``task.py``.
+"""
+
+from __future__ import annotations
+
+
+def task():
+    from reface_tf.tasks.pix2pix.task import Pix2PixTask  # imports TensorFlow
+
+    return Pix2PixTask()
