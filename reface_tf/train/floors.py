@@ -23,7 +23,7 @@ from typing import Iterable
 import numpy as np
 
 from reface_tf.data.pipeline import DecodedPairs, resize_uint8
-from reface_tf.eval.metrics import SIGNED_UNIT_RANGE, batch_metrics
+from reface_tf.metrics import SIGNED_UNIT_RANGE, batch_metrics
 
 log = logging.getLogger(__name__)
 

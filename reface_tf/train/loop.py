@@ -25,7 +25,7 @@ from reface_tf.config import Config, collapse_warning, load_yaml, resume_conflic
 from reface_tf.data.pairs import Pair, read_splits, scan_dataset, split_dataset_root, split_pairs, write_splits
 from reface_tf.data.pipeline import DecodedPairs, eval_dataset, training_batches
 from reface_tf.errors import ConfigError, DataError, TrainingDiverged
-from reface_tf.eval.metrics import SIGNED_UNIT_RANGE, batch_metrics
+from reface_tf.metrics import SIGNED_UNIT_RANGE, batch_metrics
 from reface_tf.losses import build_generator_terms
 from reface_tf.models import discriminator_from_config, generator_from_config, inference_training_flag
 from reface_tf.train import runtime

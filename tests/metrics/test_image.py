@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reface_tf.eval.metrics import PSNR_CAP_DB, batch_metrics, mae, psnr, ssim
+from reface_tf.metrics import PSNR_CAP_DB, batch_metrics, mae, psnr, ssim
 
 
 def rand_uint8(shape, seed):
@@ -56,7 +56,7 @@ def test_ssim_falls_with_distortion_and_shapes_must_match():
 
 
 def test_region_metrics_see_only_the_region():
-    from reface_tf.eval.metrics import region_metrics
+    from reface_tf.metrics import region_metrics
 
     a = rand_uint8((64, 64, 3), 5)
     b = a.copy()
