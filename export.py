@@ -4,7 +4,7 @@
 import sys
 
 from reface_tf.cli import run_cli
-from reface_tf.serve.cli import export_main
+from reface_tf.commands.export import export_main
 
 if __name__ == "__main__":
     sys.exit(run_cli(export_main))

@@ -4,7 +4,7 @@
 import sys
 
 from reface_tf.cli import run_cli
-from reface_tf.serve.cli import predict_main
+from reface_tf.commands.predict import predict_main
 
 if __name__ == "__main__":
     sys.exit(run_cli(predict_main))

@@ -4,7 +4,7 @@
 import sys
 
 from reface_tf.cli import run_cli
-from reface_tf.train.cli import main
+from reface_tf.commands.train import main
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

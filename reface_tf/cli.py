@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from typing import Callable, Sequence
 
-from reface_tf.errors import RefaceError
+from reface_tf.errors import ConfigError, RefaceError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its errors as one ConfigError line (``run_cli`` prints it) instead of a usage dump."""
+
+    def error(self, message: str) -> None:
+        raise ConfigError(f"{message}; see --help")
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -7,6 +7,7 @@ SHA-256 measured when it was pinned, and is cached; nothing here is committed to
 >>> from reface_tf.samples import fetch_samples, ensure_demo
 >>> samples = fetch_samples()                     # doctest: +SKIP
 >>> root = ensure_demo("procedure")               # doctest: +SKIP  (A/, B/, groups.csv, README.md)
+>>> root = default_dataset()                      # doctest: +SKIP  (the demo, else synthetic pairs: train.py's default)
 
 Command line::
 
@@ -534,6 +535,22 @@ def ensure_demo(variant: str = "procedure", root: str | os.PathLike | None = Non
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def default_dataset(offline_ok: bool = True) -> str:
+    """The dataset used when ``--data`` is not given: the procedure demo (built once, cached); if it cannot be
+    built and ``offline_ok``, synthetic cartoon pairs instead."""
+    try:
+        return str(ensure_demo("procedure"))
+    except RefaceError as err:
+        if not offline_ok:
+            raise
+        log.warning("demo dataset unavailable (%s); using synthetic cartoon pairs instead", err)
+    from reface_tf.data.synthetic import make_synthetic_dataset
+
+    root = make_synthetic_dataset(cache_dir() / "synthetic" / "cartoon_v1", count=48, size=128, seed=0)
+    log.info("no --data given: training on %d synthetic cartoon pairs in %s", 48, root)
+    return str(root)
 
 
 # --------------------------------------------------------------------------------------------- CLI

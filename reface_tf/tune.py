@@ -43,11 +43,15 @@ import yaml
 from reface_tf.config import SECTIONS, Config, flag_name, from_dict, validate
 from reface_tf.data.pairs import Pair, scan_dataset, split_pairs, write_splits
 from reface_tf.errors import ConfigError, DataError
+from reface_tf.metrics import get_metric, metric_names
 
 log = logging.getLogger(__name__)
 
-METRICS = ("ssim", "psnr", "l1")  # validation metrics read from the fold's last epoch (val_<name>)
-HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "l1": False}
+DEFAULT_METRIC = "ssim"
+# The validation metrics read from a fold's last epoch (val_<name>): the registered metrics that need only the
+# output and the target, which training's validation measures. The default first: the order of the tables.
+METRICS = (DEFAULT_METRIC, *(m for m in metric_names(("output", "target")) if m != DEFAULT_METRIC))
+DIGITS = {"ssim": 4, "psnr": 2, "l1": 4}  # decimals in tune.md
 # The budget and the bookkeeping belong to the tuner; a grid over them would be meaningless or unsafe.
 RESERVED_KEYS = {("optim", "epochs"): "--fold-epochs", ("optim", "steps_per_epoch"): "--fold-steps",
                  ("runtime", "run_dir"): "--out", ("data", "root"): "--data",
@@ -261,10 +265,9 @@ class TuneResult:
     @property
     def ranked(self) -> list[ConfigResult]:
         done = [c for c in self.configs if c.folds]
-        sign = -1.0 if HIGHER_IS_BETTER[self.metric] else 1.0
-        others = [m for m in METRICS if m != self.metric]
-        return sorted(done, key=lambda c: (sign * c.mean(self.metric),
-                                           *[(-1.0 if HIGHER_IS_BETTER[m] else 1.0) * c.mean(m) for m in others], c.index))
+        order = [self.metric, *(m for m in METRICS if m != self.metric)]  # ties broken by the other metrics
+        sign = {m: -1.0 if get_metric(m).higher_is_better else 1.0 for m in order}
+        return sorted(done, key=lambda c: (*[sign[m] * c.mean(m) for m in order], c.index))
 
     @property
     def best(self) -> ConfigResult:
@@ -296,14 +299,15 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def run_tuning(base: Config, axes: list[Axis], folds: int, out_dir: str | os.PathLike, budget: Budget = Budget(),
-               metric: str = "ssim", on_fold: Callable[[str], None] | None = None) -> TuneResult:
+               metric: str = DEFAULT_METRIC, on_fold: Callable[[str], None] | None = None) -> TuneResult:
     """Train every grid configuration on every fold (skipping finished folds) and write the tables.
 
     ``base.data.root`` must be set. Returns as soon as a fold run is interrupted (``interrupted=True``); the
     tables are then not written, and the same call later continues where it stopped.
     """
     if metric not in METRICS:
-        raise ConfigError(f"--metric {metric}: use one of {', '.join(METRICS)}")
+        measured = "training's validation does not measure it; " if metric in metric_names() else ""
+        raise ConfigError(f"--metric {metric}: {measured}use one of {', '.join(METRICS)}")
     budget.check()
     if base.data.root is None:
         raise ConfigError("--data: no dataset given")
@@ -403,7 +407,7 @@ def write_tables(result: TuneResult, axes: list[Axis], base: Config, folds: int,
 
     best = result.best
     budget_text = f"{budget.epochs} epoch(s)" + (f" of at most {budget.steps_per_epoch} steps" if budget.steps_per_epoch else "")
-    arrow = {m: "↑" if HIGHER_IS_BETTER[m] else "↓" for m in METRICS}
+    arrow = {m: get_metric(m).arrow for m in METRICS}
     lines = [
         "# Tuning results", "",
         f"- data: `{base.data.root}`: {n_pool} pairs in {folds} group-disjoint folds; the {n_held_out} test pairs "
@@ -416,10 +420,9 @@ def write_tables(result: TuneResult, axes: list[Axis], base: Config, folds: int,
             f"val {m.upper()} {arrow[m]}" for m in METRICS) + " | folds |",
         "| --- " * (len(keys) + len(METRICS) + 2) + "|",
     ]
-    digits = {"ssim": 4, "psnr": 2, "l1": 4}
     for c in ranked:
         cells = [str(rank_of[c.index]), *[_fmt_value(c.overrides[k]) for k in keys],
-                 *[_pm(c.mean(m), c.std(m), digits[m]) for m in METRICS], str(len(c.folds))]
+                 *[_pm(c.mean(m), c.std(m), DIGITS.get(m, 4)) for m in METRICS], str(len(c.folds))]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Fold runs (checkpoints, metrics.jsonl, samples) are in `runs/<hash>/fold-<k>/`; `folds.csv` lists every fold."]
     _write_text_atomic(result.out_dir / "tune.md", "\n".join(lines) + "\n")
@@ -467,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--fold-epochs", type=int, default=Budget.epochs, help="epochs per fold run (default: %(default)s)")
     tune.add_argument("--fold-steps", type=int, default=Budget.steps_per_epoch,
                       help="steps per epoch of a fold run; 0 = full passes over the fold's pairs (default: %(default)s)")
-    tune.add_argument("--metric", default="ssim", choices=METRICS, help="validation metric that ranks the grid (default: ssim)")
+    tune.add_argument("--metric", default=DEFAULT_METRIC, choices=METRICS,
+                      help="validation metric that ranks the grid (default: %(default)s)")
     tune.add_argument("--verbose", action="store_true", default=False, help="debug logging")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -480,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     budget.check()
     validate(fold_config(base, budget, Path(args.out)))  # before TensorFlow starts
     if base.data.root is None:
-        from reface_tf.data.default import default_dataset
+        from reface_tf.samples import default_dataset
 
         base = base.replace(data={"root": default_dataset()})
 

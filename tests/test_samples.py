@@ -248,6 +248,19 @@ def test_unavailable_registry_is_one_line_refaceerror(tmp_path, cache, no_regist
         ensure_demo("cartoon")
 
 
+def test_default_dataset_is_the_demo_else_synthetic_pairs(tmp_path, cache, monkeypatch):
+    def unavailable(variant):
+        raise SamplesUnavailable("no registry access")
+
+    monkeypatch.setattr(samples, "ensure_demo", unavailable)
+    root = Path(samples.default_dataset())
+    assert root == cache / "synthetic" / "cartoon_v1" and len(list((root / "A").iterdir())) == 48
+    with pytest.raises(SamplesUnavailable, match="no registry access"):
+        samples.default_dataset(offline_ok=False)
+    monkeypatch.setattr(samples, "ensure_demo", lambda variant: tmp_path / "demo" / variant)
+    assert samples.default_dataset() == str(tmp_path / "demo" / "procedure")
+
+
 def test_cli_list_and_errors(capsys, cache, no_registry, monkeypatch):
     from reface_tf.cli import run_cli
 

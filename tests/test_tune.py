@@ -6,8 +6,9 @@ from reface_tf.cli import run_cli
 from reface_tf.config import Config, load_yaml
 from reface_tf.data.pairs import Pair, read_splits
 from reface_tf.errors import ConfigError, DataError
-from reface_tf.train.cli import main as train_main
-from reface_tf.tune import expand_grid, load_grid, main, make_folds
+from reface_tf.commands.train import main as train_main
+from reface_tf.tune import (METRICS, ConfigResult, FoldResult, TuneResult, expand_grid, load_grid, main, make_folds,
+                            run_tuning)
 
 TINY = ["--image-size", "64", "--load-size", "72", "--generator-depth", "6", "--generator-filters", "8",
         "--disc-filters", "8", "--progress", "none", "--fold-epochs", "1", "--fold-steps", "2"]
@@ -54,6 +55,28 @@ def test_bad_options_stop_before_training(tmp_path, synthetic_root, capsys):
     assert run_cli(main, [*base, "--folds", "99"]) == 2
     assert "--folds 99" in capsys.readouterr().err
     assert not (tmp_path / "t" / "tune.csv").exists()
+
+
+def test_metrics_and_their_directions_come_from_the_registry(tmp_path, synthetic_root, capsys):
+    assert METRICS == ("ssim", "psnr", "l1")  # what training's validation logs as val_<name>; the default first
+
+    def config(index, ssim, psnr, l1):
+        return ConfigResult(index, {}, f"k{index}", [FoldResult(1, {"ssim": ssim, "psnr": psnr, "l1": l1}, "")])
+
+    configs = [config(0, 0.5, 20.0, 0.30), config(1, 0.7, 18.0, 0.20), config(2, 0.7, 19.0, 0.25)]
+    assert [c.index for c in TuneResult(tmp_path, configs, "ssim").ranked] == [2, 1, 0]  # ties: higher PSNR first
+    assert [c.index for c in TuneResult(tmp_path, configs, "l1").ranked] == [1, 2, 0]    # lower is better
+    for metric, needle in (("face_psnr", "--metric face_psnr: training's validation does not measure it; use one of "
+                            "ssim, psnr, l1"), ("fid", "--metric fid: use one of ssim, psnr, l1")):
+        with pytest.raises(ConfigError) as err:
+            run_tuning(Config(), [], 2, tmp_path / "t", metric=metric)
+        assert str(err.value) == needle
+    (tmp_path / "grid.yaml").write_text("optim.lr_g: [1.0e-4]\n")
+    argv = ["--grid", str(tmp_path / "grid.yaml"), "--data", str(synthetic_root), "--out", str(tmp_path / "t"), *TINY]
+    assert run_cli(main, [*argv, "--metric", "face_psnr"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--metric" in err and "face_psnr" in err
+    assert not (tmp_path / "t").exists()
 
 
 def test_train_py_with_grid_is_tune_py(tmp_path, synthetic_root, capsys):

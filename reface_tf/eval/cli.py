@@ -6,6 +6,7 @@ import argparse
 import logging
 from typing import Sequence
 
+from reface_tf.cli import ArgumentParser
 from reface_tf.errors import ConfigError
 
 log = logging.getLogger("reface_tf.eval")
@@ -17,15 +18,10 @@ EXAMPLES = """examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise ConfigError(f"{message}; see --help")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(description="Evaluate a trained generator: PSNR, SSIM, L1, identity similarity, "
-                     "against the output = input baseline.", epilog=EXAMPLES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description="Evaluate a trained generator: PSNR, SSIM, L1, identity similarity, "
+                            "against the output = input baseline.", epilog=EXAMPLES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-dir", help="training run directory (evaluates a checkpoint)")
     which.add_argument("--model", help="exported SavedModel folder (export/reface/1, or export/reface for the newest)")
@@ -44,9 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from reface_tf.cli import setup_logging
 
     setup_logging(args.verbose)
-    from reface_tf.eval.evaluate import (default_out_dir, evaluate, evaluation_pairs, source_from_export,
-                                         source_from_run)
+    from reface_tf.eval.evaluate import default_out_dir, evaluate, evaluation_pairs
     from reface_tf.eval.report import write_evaluation
+    from reface_tf.serve.source import source_from_export
+    from reface_tf.tasks import source_from_run
 
     source = source_from_run(args.run_dir, args.checkpoint) if args.run_dir else source_from_export(args.model)
     pairs, description = evaluation_pairs(source, args.data)

@@ -1,16 +1,19 @@
 """Evaluate a generator (a run's checkpoint or an exported SavedModel) on held-out pairs.
 
 Per pair: PSNR, SSIM and L1 of the generated image against the target, identity cosine (SFace, see
-:mod:`reface_tf.eval.identity`) of output vs target and output vs input, and the same numbers for the
-"output = input" baseline. Pairs with a ``regions/<stem>.png`` mask (procedure-simulated pairs: the pixels the
-simulation may change) also get the same metrics inside that face region (``face_*`` keys). Images are compared as the uint8 pictures a user gets (the generator's output
-rounded to uint8), with the fixed data range 255; L1 is reported in the [-1, 1] units of training's
-``val_l1``.
+:mod:`reface_tf.metrics.identity`) of output vs target and output vs input, and the same numbers for the
+"output = input" baseline; the names and meanings are those of :mod:`reface_tf.metrics.registry`. Pairs with a
+``regions/<stem>.png`` mask (procedure-simulated pairs: the pixels the simulation may change) also get the same
+metrics inside that face region (``face_*`` keys). Images are compared as the uint8 pictures a user gets (the
+generator's output rounded to uint8), with the fixed data range 255; L1 is reported in the [-1, 1] units of
+training's ``val_l1``.
 
 Everything is deterministic: inputs are resized straight to the model size (no crop or flip), and the
 generator runs with ``inference_training_flag(cfg)`` (moving BN statistics, no dropout by default).
 
 Example::
+
+    from reface_tf.tasks import source_from_run
 
     source = source_from_run("runs/reface")
     pairs = evaluation_pairs(source, data=None)
@@ -24,62 +27,21 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from reface_tf.config import Config
 from reface_tf.data.pairs import Pair, read_split, region_path, scan_dataset
-from reface_tf.data.pipeline import DecodedPairs, to_uint8
+from reface_tf.data.pipeline import DecodedPairs
 from reface_tf.errors import DataError
-from reface_tf.eval.identity import IdentityModel, load_identity_model, pair_identity
-from reface_tf.metrics import UINT8_RANGE, mae, psnr, region_metrics, ssim
+from reface_tf.metrics import UINT8_RANGE, face_region_scores, get_metric, metric_names
+from reface_tf.metrics.identity import IdentityModel, load_identity_model, pair_identity
+from reface_tf.serve.source import ModelSource
 
 log = logging.getLogger(__name__)
 
-Translate = Callable[[np.ndarray], np.ndarray]  # uint8 [N, S, S, 3] -> uint8 [N, S, S, C]
-
-
-@dataclass
-class ModelSource:
-    """What is evaluated: a uint8 → uint8 translation at ``cfg.data.image_size``, and where it came from."""
-
-    translate: Translate
-    cfg: Config
-    checkpoint: str   # a short name: "ckpt-4500" or "reface-1"
-    description: str  # full path of the checkpoint or SavedModel
-    run_dir: Path | None = None
-
-
-def source_from_run(run_dir: str | os.PathLike, checkpoint: int | None = None) -> ModelSource:
-    import tensorflow as tf
-
-    from reface_tf.models import inference_training_flag
-    from reface_tf.tasks.pix2pix.task import load_generator
-
-    generator, cfg, path = load_generator(run_dir, checkpoint)
-    training = inference_training_flag(cfg)
-    gray = cfg.data.input_channels == 1
-
-    @tf.function(reduce_retracing=True)
-    def run(x: tf.Tensor) -> tf.Tensor:
-        x = tf.cast(x, tf.float32) / 127.5 - 1.0
-        if gray:
-            x = tf.image.rgb_to_grayscale(x)
-        return generator(x, training=training)
-
-    return ModelSource(lambda images: to_uint8(run(images).numpy()), cfg, Path(path).name, str(path), Path(run_dir))
-
-
-def source_from_export(path: str | os.PathLike) -> ModelSource:
-    from reface_tf.serve.export import load_exported
-
-    model = load_exported(path)
-    ckpt = model.meta.get("checkpoint")
-    # An export remembers its checkpoint; when that run is still here, its test split is the default data.
-    run_dir = Path(ckpt).parents[1] if ckpt else None
-    return ModelSource(model.translate_uint8, model.config, f"{model.path.parent.name}-{model.path.name}",
-                       str(model.path), run_dir if run_dir and (run_dir / "splits.json").is_file() else None)
+# The registered metrics measured here: whole-image ones on every pair, face-region ones where a pair has a mask.
+PAIR_METRICS = metric_names(("output", "target"))                                                # psnr, ssim, l1
+REGION_METRICS = tuple(n for n in metric_names(("output", "target", "region")) if n not in PAIR_METRICS)  # face_*
 
 
 def evaluation_pairs(source: ModelSource, data: str | os.PathLike | None) -> tuple[list[Pair], str]:
@@ -118,7 +80,7 @@ def _std(values: list[float | None]) -> float | None:
     return float(np.std(values)) if values else None
 
 
-REGION_KEYS = ("face_psnr", "face_ssim", "face_l1", "baseline_face_psnr", "baseline_face_ssim", "baseline_face_l1")
+REGION_KEYS = (*REGION_METRICS, *(f"baseline_{name}" for name in REGION_METRICS))
 
 
 def load_region(pair: Pair, size: int) -> np.ndarray | None:
@@ -139,9 +101,14 @@ def load_region(pair: Pair, size: int) -> np.ndarray | None:
 def _region_row(inp: np.ndarray, out: np.ndarray, tgt: np.ndarray, region: np.ndarray | None) -> dict:
     if region is None:
         return dict.fromkeys(REGION_KEYS)
-    model, base = region_metrics(out, tgt, region, UINT8_RANGE), region_metrics(inp, tgt, region, UINT8_RANGE)
-    return {"face_psnr": model["psnr"], "face_ssim": model["ssim"], "face_l1": model["l1"] / 127.5,
-            "baseline_face_psnr": base["psnr"], "baseline_face_ssim": base["ssim"], "baseline_face_l1": base["l1"] / 127.5}
+    model, base = face_region_scores(out, tgt, region, UINT8_RANGE), face_region_scores(inp, tgt, region, UINT8_RANGE)
+    return {**{name: model[name] for name in REGION_METRICS}, **{f"baseline_{name}": base[name] for name in REGION_METRICS}}
+
+
+def _pair_row(inp: np.ndarray, out: np.ndarray, tgt: np.ndarray) -> dict:
+    row = {name: get_metric(name).fn(out, tgt, UINT8_RANGE) for name in PAIR_METRICS}
+    row.update({f"baseline_{name}": get_metric(name).fn(inp, tgt, UINT8_RANGE) for name in PAIR_METRICS})
+    return row
 
 
 def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "", batch_size: int = 8,
@@ -169,11 +136,7 @@ def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "",
             outputs = _as_rgb(np.asarray(source.translate(inputs)))
             for k, (inp, out, tgt) in enumerate(zip(inputs, outputs, targets)):
                 pair = pairs[start + k]
-                row = {"id": pair.id, "input": pair.input_path, "target": pair.target_path,
-                       "psnr": psnr(out, tgt, UINT8_RANGE), "ssim": ssim(out, tgt, UINT8_RANGE),
-                       "l1": mae(out, tgt) / 127.5,
-                       "baseline_psnr": psnr(inp, tgt, UINT8_RANGE), "baseline_ssim": ssim(inp, tgt, UINT8_RANGE),
-                       "baseline_l1": mae(inp, tgt) / 127.5}
+                row = {"id": pair.id, "input": pair.input_path, "target": pair.target_path, **_pair_row(inp, out, tgt)}
                 row.update(_region_row(inp, out, tgt, load_region(pair, size)))
                 ident = pair_identity(model, inp, out, tgt) if model is not None else None
                 row.update({"identity_output_target": ident.output_target if ident else None,
@@ -193,14 +156,12 @@ def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "",
         "data": data_description,
         "image_size": size,
         "inference_mode": source.cfg.model.inference_mode,
-        "psnr": _mean(col("psnr")), "psnr_std": _std(col("psnr")),
-        "ssim": _mean(col("ssim")), "ssim_std": _std(col("ssim")),
-        "l1": _mean(col("l1")), "l1_std": _std(col("l1")),
+        **{key: stat(col(name)) for name in PAIR_METRICS for key, stat in ((name, _mean), (f"{name}_std", _std))},
         "identity_cosine": _mean(col("identity_output_target")),
         "identity_cosine_std": _std(col("identity_output_target")),
         "identity_cosine_input": _mean(col("identity_output_input")),
-        "baseline_psnr": _mean(col("baseline_psnr")), "baseline_ssim": _mean(col("baseline_ssim")),
-        "baseline_l1": _mean(col("baseline_l1")), "baseline_identity_cosine": _mean(col("baseline_identity")),
+        **{f"baseline_{name}": _mean(col(f"baseline_{name}")) for name in PAIR_METRICS},
+        "baseline_identity_cosine": _mean(col("baseline_identity")),
         "n_face_region": sum(r["face_psnr"] is not None for r in rows),
         **{key: _mean(col(key)) for key in REGION_KEYS},
         "identity_model": identity_description,

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from reface_tf.eval.evaluate import EvalResult
+from reface_tf.metrics import get_metric, metric_names
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +78,21 @@ def _histograms(rows: list[dict], path: Path) -> None:
 
 
 def _summary_table(s: dict) -> list[tuple[str, str, str]]:
+    up = {name: get_metric(name).arrow for name in metric_names()}  # which direction is better, from the registry
     return [
-        ("PSNR (dB) ↑", f"{_fmt(s['psnr'], 2)} ± {_fmt(s['psnr_std'], 2)}", _fmt(s["baseline_psnr"], 2)),
-        ("SSIM ↑", f"{_fmt(s['ssim'])} ± {_fmt(s['ssim_std'])}", _fmt(s["baseline_ssim"])),
-        ("L1 ([-1, 1] units) ↓", f"{_fmt(s['l1'])} ± {_fmt(s['l1_std'])}", _fmt(s["baseline_l1"])),
-        ("identity cosine vs target ↑", _fmt(s["identity_cosine"]), _fmt(s["baseline_identity_cosine"])),
+        (f"PSNR (dB) {up['psnr']}", f"{_fmt(s['psnr'], 2)} ± {_fmt(s['psnr_std'], 2)}", _fmt(s["baseline_psnr"], 2)),
+        (f"SSIM {up['ssim']}", f"{_fmt(s['ssim'])} ± {_fmt(s['ssim_std'])}", _fmt(s["baseline_ssim"])),
+        (f"L1 ([-1, 1] units) {up['l1']}", f"{_fmt(s['l1'])} ± {_fmt(s['l1_std'])}", _fmt(s["baseline_l1"])),
+        (f"identity cosine vs target {up['identity_cosine']}", _fmt(s["identity_cosine"]),
+         _fmt(s["baseline_identity_cosine"])),
+        # no arrow: output = input scores 1 here by definition, so this row says how much the model kept, not who wins
         ("identity cosine vs input", _fmt(s["identity_cosine_input"]), "1 (by definition)"
          if s["identity_cosine_input"] is not None else "n/a"),
     ] + ([
-        (f"face region PSNR (dB) ↑, {s['n_face_region']} pairs", _fmt(s["face_psnr"], 2), _fmt(s["baseline_face_psnr"], 2)),
-        ("face region SSIM ↑", _fmt(s["face_ssim"]), _fmt(s["baseline_face_ssim"])),
-        ("face region L1 ↓", _fmt(s["face_l1"]), _fmt(s["baseline_face_l1"])),
+        (f"face region PSNR (dB) {up['face_psnr']}, {s['n_face_region']} pairs", _fmt(s["face_psnr"], 2),
+         _fmt(s["baseline_face_psnr"], 2)),
+        (f"face region SSIM {up['face_ssim']}", _fmt(s["face_ssim"]), _fmt(s["baseline_face_ssim"])),
+        (f"face region L1 {up['face_l1']}", _fmt(s["face_l1"]), _fmt(s["baseline_face_l1"])),
     ] if s.get("n_face_region") else [])
 
 

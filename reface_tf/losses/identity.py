@@ -16,7 +16,7 @@ term needs no per-image statistics. The aligned training faces carry a border fo
 (``prepare.py --margin``), so the central ``CENTRAL_FRACTION`` of the image is used, which frames the face
 about as tightly as FaceNet's detector crop does. The graph's batch size is fixed at 1, so the batch is mapped
 image by image. Evaluation deliberately measures identity with a different network (SFace, see
-:mod:`reface_tf.eval.identity`).
+:mod:`reface_tf.metrics.identity`).
 
 Example::
 

@@ -1,3 +1,9 @@
-"""Image-quality metrics (temporary shim)."""
-from reface_tf.metrics.image import *  # noqa: F401,F403
-from reface_tf.metrics.image import SIGNED_UNIT_RANGE, UINT8_RANGE, batch_metrics  # noqa: F401
+"""Metrics: image quality (:mod:`.image`), identity similarity (:mod:`.identity`) and the registry of named
+metrics (:mod:`.registry`). Importing this package does not import TensorFlow (nor OpenCV's face models)."""
+
+from reface_tf.metrics.image import (PSNR_CAP_DB, SIGNED_UNIT_RANGE, UINT8_RANGE, batch_metrics, data_range_of, l1,
+                                     mae, psnr, region_metrics, ssim)
+from reface_tf.metrics.registry import METRICS, Metric, face_region_scores, get_metric, metric_names, register
+
+__all__ = ["PSNR_CAP_DB", "SIGNED_UNIT_RANGE", "UINT8_RANGE", "batch_metrics", "data_range_of", "l1", "mae", "psnr",
+           "region_metrics", "ssim", "METRICS", "Metric", "face_region_scores", "get_metric", "metric_names", "register"]

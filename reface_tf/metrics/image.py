@@ -33,6 +33,12 @@ def mae(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(x - y)))
 
 
+def l1(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float:
+    """Mean absolute error in [-1, 1] units (the unit of training's ``val_l1``): uint8 errors are divided by 127.5."""
+    data_range = data_range_of(a) if data_range is None else data_range
+    return mae(a, b) / (data_range / SIGNED_UNIT_RANGE)
+
+
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float:
     """Peak signal-to-noise ratio in dB of one image pair (HxW or HxWxC)."""
     data_range = data_range_of(a) if data_range is None else data_range

@@ -32,10 +32,9 @@ import numpy as np
 from reface_tf.data.images import IMAGE_SUFFIXES, list_folder, load_rgb, save_png_atomic
 from reface_tf.errors import DataError, RefaceError
 from reface_tf.faces.align import DEFAULT_MARGIN, align_face, face_mask, warp_back
+from reface_tf.serve.source import Translate
 
 log = logging.getLogger(__name__)
-
-Translate = Callable[[np.ndarray], np.ndarray]  # uint8 [N, S, S, 3] -> uint8 [N, S, S, C]
 
 
 class NoFaceError(DataError):

@@ -102,3 +102,13 @@ def load_run(run_dir: str | os.PathLike, checkpoint: int | None = None, policy: 
     restore(networks, path, " and ".join(networks))
     log.info("restored %s from %s", ", ".join(networks), path)
     return LoadedRun(task, networks, cfg, path, Path(run_dir))
+
+
+def source_from_run(run_dir: str | os.PathLike, checkpoint: int | None = None):
+    """A run's model as an image translation (``reface_tf.serve.source.ModelSource``), by its task."""
+    cfg = run_config(run_dir)
+    task = get_task(cfg.task.name)
+    if not hasattr(task, "source"):
+        raise ConfigError(f"--run-dir {run_dir}: task {cfg.task.name!r} does not translate images; "
+                          "sample from it with sample.py instead")
+    return task.source(run_dir, checkpoint)

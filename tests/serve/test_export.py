@@ -15,7 +15,7 @@ from PIL import Image
 from reface_tf.cli import run_cli
 from reface_tf.data.pipeline import to_uint8
 from reface_tf.errors import ModelError
-from reface_tf.serve.cli import export_main
+from reface_tf.commands.export import export_main
 from reface_tf.serve.export import META_FILE, export_saved_model, load_exported, next_version
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,8 @@ def batch_stats_run(tmp_path_factory, synthetic_root):
 
 @pytest.mark.slow
 def test_evaluate_and_export_generate_with_batch_statistics(batch_stats_run, tmp_path):
-    from reface_tf.eval.evaluate import source_from_export, source_from_run
+    from reface_tf.serve.source import source_from_export
+    from reface_tf.tasks.pix2pix.task import source_from_run
     from reface_tf.tasks.pix2pix.task import load_generator
     from reface_tf.serve.export import export_saved_model
 

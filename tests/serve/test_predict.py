@@ -7,7 +7,7 @@ from PIL import Image
 from reface_tf.cli import run_cli
 from reface_tf.data.images import load_rgb
 from reface_tf.registry import RegistryFile, fetch
-from reface_tf.serve.cli import predict_main
+from reface_tf.commands.predict import predict_main
 from reface_tf.serve.predict import blend, simulate_photo
 
 

@@ -152,12 +152,13 @@ class ToyTask:
     def start(self, cfg, run_dir, tb):
         return ToyRun(cfg)
 
-    def export(self, loaded, base) -> Path:
+    def export(self, run_dir, checkpoint, base):
+        loaded = tasks.load_run(run_dir, checkpoint, names=("generator_ema",))
         generator = loaded.networks["generator_ema"]
         sample = tf.function(lambda seeds: {"images": sample_from_seeds(generator, seeds)},
                              input_signature=[tf.TensorSpec([None], tf.int64, name="seeds")])
         return write_versioned_export({"serving_default": sample, "sample": sample},
-                                      {"task": self.name, "input_domain": "latent", "checkpoint": loaded.checkpoint}, base)
+                                      {"task": self.name, "input_domain": "latent", "checkpoint": loaded.checkpoint}, base), "toy"
 
 
 tasks.register("toy", ToyTask)
@@ -220,7 +221,7 @@ def test_toy_task_trains_resumes_exactly_and_exports(tmp_path):
 
     # Export through the generic writer: the sample signature reproduces the EMA generator on the same seeds.
     loaded = tasks.load_run(straight)
-    version = tasks.get_task("toy").export(loaded, tmp_path / "export")
+    version, _ = tasks.get_task("toy").export(straight, None, tmp_path / "export")
     meta = read_meta(version)
     assert meta["task"] == "toy" and meta["signatures"] == ["serving_default", "sample"]
     served = tf.saved_model.load(str(version)).signatures["sample"](seeds=tf.constant([3, 7], tf.int64))["images"]

@@ -216,6 +216,30 @@ class Pix2PixTask:
     def start(self, cfg: Config, run_dir: Path, tb: TensorBoard) -> Pix2PixRun:
         return Pix2PixRun(cfg, run_dir, tb)
 
+    def source(self, run_dir: str | os.PathLike, checkpoint: int | None = None):
+        return source_from_run(run_dir, checkpoint)
+
+    def export(self, run_dir: str | os.PathLike, checkpoint: int | None, base: str | os.PathLike,
+               precision: str = "fp32", tflite: bool = False, onnx: bool = False) -> tuple[Path, str]:
+        """The generator as a SavedModel with the image signatures (serving_default: uint8 images,
+        image_bytes: encoded images of any size, float_tensor: [-1, 1]); returns the folder and a summary line."""
+        from reface_tf.errors import ConfigError
+        from reface_tf.serve.export import export_onnx, export_saved_model
+        from reface_tf.serve.precision import EXPORT_POLICIES, with_bfloat16_kernels
+
+        if precision != "fp32" and (tflite or onnx):
+            raise ConfigError("--precision bf16 exports the SavedModel only; drop --tflite/--onnx or export fp32")
+        generator, cfg, ckpt = load_generator(run_dir, checkpoint, policy=EXPORT_POLICIES[precision])
+        if precision == "bf16":
+            generator = with_bfloat16_kernels(generator)
+        version_dir = export_saved_model(generator, cfg, base, checkpoint=ckpt, tflite=tflite)
+        summary = (f"{ckpt} -> {version_dir} (signatures serving_default, image_bytes, float_tensor; "
+                   f"{cfg.data.image_size}x{cfg.data.image_size}, {precision})")
+        if onnx:
+            path = export_onnx(version_dir)
+            summary += f"; onnx: {path}" if path else "; onnx: unavailable (tf2onnx is not installed: pip install tf2onnx)"
+        return version_dir, summary
+
 
 def load_generator(run_dir: str | os.PathLike, checkpoint: int | None = None,
                    policy: str = "float32") -> tuple[keras.Model, Config, str]:
@@ -239,3 +263,11 @@ def make_train_step(generator: keras.Model, discriminator: keras.Model, g_opt, d
     step = make_group_step(group, networks, {"g_optimizer": g_opt, "d_optimizer": d_opt}, cfg, strategy, global_batch)
     count = tf.constant(0, tf.int64)
     return lambda batch: step(as_dict(*batch) if isinstance(batch, (tuple, list)) else batch, count)
+
+
+def source_from_run(run_dir: str | os.PathLike, checkpoint: int | None = None):
+    """A run's generator as a ``reface_tf.serve.source.ModelSource`` (uint8 → uint8), for evaluation and prediction."""
+    from reface_tf.serve.source import source_from_generator
+
+    generator, cfg, path = load_generator(run_dir, checkpoint)
+    return source_from_generator(generator, cfg, path, run_dir)

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = cli_cfg
     validate(cfg)  # before TensorFlow is imported: bad options cost no start-up time
     if cfg.data.root is None:
-        from reface_tf.data.default import default_dataset
+        from reface_tf.samples import default_dataset
 
         cfg.data.root = default_dataset()
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from reface_tf.data.images import load_rgb
-from reface_tf.eval.identity import cosine, load_identity_model, pair_identity
+from reface_tf.metrics.identity import cosine, load_identity_model, pair_identity
 from reface_tf.registry import RegistryFile, fetch
 
 pytestmark = pytest.mark.network
