@@ -2,7 +2,7 @@
 
 A task is a package ``reface_tf/tasks/<name>/``: its ``__init__.py`` is light (config sections and
 ``config.register_task``, no TensorFlow) so the command line can validate options and print ``--help`` before
-TensorFlow starts, and its ``task()`` returns the object that implements ``reface_tf.train.task.Task``. Tasks
+TensorFlow starts, and its ``make_task()`` returns the object that implements ``reface_tf.train.task.Task``. Tasks
 defined elsewhere (an experiment, a test) call ``register(name, factory)``. docs/architecture.md has a worked
 example.
 """
@@ -45,7 +45,7 @@ def declare(name: str) -> None:
     if name not in [m.name for m in pkgutil.iter_modules(__path__) if m.ispkg]:
         raise ConfigError(f"--task: unknown task {name!r}; known tasks: {', '.join(task_names())}")
     module = importlib.import_module(f"{__name__}.{name}")
-    _FACTORIES[name] = module.task
+    _FACTORIES[name] = module.make_task
 
 
 def get_task(name: str):

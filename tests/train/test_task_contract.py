@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from reface_tf import tasks
 from reface_tf.config import Config, _opt, register_task
@@ -155,7 +156,8 @@ class ToyTask:
     def export(self, run_dir, checkpoint, base):
         loaded = tasks.load_run(run_dir, checkpoint, names=("generator_ema",))
         generator = loaded.networks["generator_ema"]
-        sample = tf.function(lambda seeds: {"images": sample_from_seeds(generator, seeds)},
+        as_uint8 = lambda x: tf.cast(tf.clip_by_value(tf.round((x + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+        sample = tf.function(lambda seeds: {"images": as_uint8(sample_from_seeds(generator, seeds))},
                              input_signature=[tf.TensorSpec([None], tf.int64, name="seeds")])
         return write_versioned_export({"serving_default": sample, "sample": sample},
                                       {"task": self.name, "input_domain": "latent", "checkpoint": loaded.checkpoint}, base), "toy"
@@ -225,8 +227,17 @@ def test_toy_task_trains_resumes_exactly_and_exports(tmp_path):
     meta = read_meta(version)
     assert meta["task"] == "toy" and meta["signatures"] == ["serving_default", "sample"]
     served = tf.saved_model.load(str(version)).signatures["sample"](seeds=tf.constant([3, 7], tf.int64))["images"]
-    expected = sample_from_seeds(loaded.networks["generator_ema"], tf.constant([3, 7], tf.int64))
-    np.testing.assert_allclose(served.numpy(), expected.numpy(), atol=1e-6)
+    expected = sample_from_seeds(loaded.networks["generator_ema"], tf.constant([3, 7], tf.int64)).numpy()
+    assert served.dtype == tf.uint8
+    np.testing.assert_allclose(served.numpy(), np.round((expected + 1) * 127.5).clip(0, 255), atol=1)
+
+    # sample.py draws from any export with a sample signature; a Pix2Pix export is refused in one line.
+    from reface_tf.commands.sample import sample_main
+
+    assert sample_main(["--model", str(tmp_path / "export"), "--seeds", "3,7", "--out", str(tmp_path / "drawn")]) == 0
+    drawn = np.asarray(Image.open(tmp_path / "drawn" / "seed0007.png"))
+    np.testing.assert_array_equal(drawn, served.numpy()[1])
+    assert (tmp_path / "drawn" / "grid.png").is_file()
 
 
 @pytest.mark.slow
@@ -253,3 +264,20 @@ def test_init_from_copies_weights_and_names_a_mismatched_layer(tmp_path):
                                          r"there and \(3, 3, 3, 2\) here"):
         tasks.train(wider)
     assert not (tmp_path / "wider" / "checkpoints").exists()
+
+
+def test_sample_seeds_parse_and_bad_ones_are_one_line():
+    from reface_tf.commands.sample import parse_seeds
+
+    assert parse_seeds("0-3,10") == [0, 1, 2, 3, 10]
+    for bad in ("3-1", "a", "", "-2"):
+        with pytest.raises(ConfigError, match=r"^--seeds .*: expected non-negative integers"):
+            parse_seeds(bad)
+
+
+def test_help_lists_the_chosen_tasks_sections_only():
+    from reface_tf.config import build_parser
+
+    toy_help, pix_help = build_parser(task="toy").format_help(), build_parser(task="pix2pix").format_help()
+    assert "--examples" in toy_help and "--generator-depth" not in toy_help and "--epochs" in toy_help
+    assert "--generator-depth" in pix_help and "--examples" not in pix_help and "task (pix2pix)" in pix_help

@@ -7,7 +7,7 @@ keep their names so that every earlier run resumes unchanged); the task itself i
 from __future__ import annotations
 
 
-def task():
+def make_task():
     from reface_tf.tasks.pix2pix.task import Pix2PixTask  # imports TensorFlow
 
     return Pix2PixTask()
