@@ -42,7 +42,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     if args.precision != "fp32" and (args.tflite or args.onnx):
         raise ConfigError("--precision bf16 exports the SavedModel only; drop --tflite/--onnx or export fp32")
-    from reface_tf.serve.export import export_onnx, export_saved_model  # imports TensorFlow
+    from reface_tf.serve.export import export_alignment, export_onnx, export_saved_model  # imports TensorFlow
     from reface_tf.serve.precision import EXPORT_POLICIES, with_bfloat16_kernels
     from reface_tf.train.checkpoints import load_generator
 
@@ -52,6 +52,9 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     version_dir = export_saved_model(generator, cfg, args.out, checkpoint=ckpt, tflite=args.tflite)
     print(f"exported {ckpt} -> {version_dir} (signatures serving_default, image_bytes, float_tensor; "
           f"{cfg.data.image_size}x{cfg.data.image_size}, {args.precision})")
+    alignment, _ = export_alignment(version_dir)
+    print(f"alignment: {alignment.describe()} (from {args.run_dir}/alignment.json)" if alignment else
+          f"alignment: none recorded ({args.run_dir} has no alignment.json); predict.py will use its defaults")
     if args.onnx:
         onnx = export_onnx(version_dir)
         print(f"onnx: {onnx}" if onnx else "onnx: unavailable (tf2onnx is not installed: pip install tf2onnx)")
@@ -77,7 +80,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="predictions", help="output folder")
     parser.add_argument("--landmarker", default=None, help="MediaPipe face_landmarker.task (default: pinned, cached)")
     parser.add_argument("--margin", type=float, default=None,
-                        help="alignment margin the training pairs were prepared with (prepare.py --margin, default 0.2)")
+                        help="override the alignment margin the model records (prepare.py --margin; warns when it "
+                             "differs); models that record none use this or 0.2")
     parser.add_argument("--feather", type=float, default=None,
                         help="blend feather in aligned pixels (default: model size / 32)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
@@ -94,9 +98,10 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     from reface_tf.errors import DataError
-    from reface_tf.faces.align import DEFAULT_MARGIN
+    from reface_tf.faces.alignment_settings import alignment_path, read_alignment
     from reface_tf.faces.landmarks import FaceLandmarker
-    from reface_tf.serve.predict import list_photos, no_photos_error, predict_photos
+    from reface_tf.registry import sha256_of
+    from reface_tf.serve.predict import list_photos, no_photos_error, prediction_alignment, predict_photos
 
     photos, ignored = list_photos(args.photos)  # before loading anything heavy: a wrong path fails fast
     for path, reason in ignored:  # every entry of the folder that is not processed, with the reason
@@ -104,13 +109,19 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     if not photos:
         raise no_photos_error(args.photos, ignored)
     from reface_tf.eval.evaluate import source_from_export, source_from_run  # imports TensorFlow
+    from reface_tf.serve.export import export_alignment
 
+    # How the model's training data was aligned, checked before the model is loaded.
+    recorded, origin = ((read_alignment(args.run_dir), alignment_path(args.run_dir)) if args.run_dir
+                        else export_alignment(args.model))
     source = source_from_run(args.run_dir, args.checkpoint) if args.run_dir else source_from_export(args.model)
     size = source.cfg.data.image_size
     with FaceLandmarker(args.landmarker) as landmarker:
-        result = predict_photos(photos, source.translate, size, landmarker, args.out,
-                                DEFAULT_MARGIN if args.margin is None else args.margin, args.feather,
-                                on_result=lambda photo, msg: print(msg, file=sys.stderr if msg.startswith("skipped") else sys.stdout))
+        alignment, line = prediction_alignment(recorded, origin, size, args.margin, sha256_of(landmarker.model_path))
+        print(line)
+        result = predict_photos(photos, source.translate, size, landmarker, args.out, feather=args.feather,
+                                on_result=lambda photo, msg: print(msg, file=sys.stderr if msg.startswith("skipped") else sys.stdout),
+                                alignment=alignment)
     if not result.written:
         raise DataError(f"no photo succeeded ({len(result.failed)} failed; first: {result.failed[0][1]})")
     mean = sum(result.seconds) / len(result.seconds)
