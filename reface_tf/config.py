@@ -52,6 +52,8 @@ class DataConfig:
     load_size: int = _opt(286, "images are resized to this before the random crop (TF tutorial: 286)")
     image_size: int = _opt(256, "training crop and model resolution")
     input_channels: int = _opt(3, "generator input channels (1 = grayscale input such as sketches)", choices=(1, 3))
+    input_domain: str = _opt("photo", "what the inputs are, recorded in the export for predict.py and the app",
+                             choices=("photo", "sketch", "label_map"))
     flip: bool = _opt(True, "random horizontal flip, identical on both images of a pair")
     augment: bool = _opt(False, "apply the albumentations paired augmentation (reface_tf.data.augment) online")
     val_ratio: float = _opt(0.1, "fraction of pairs (or groups) held out for validation")

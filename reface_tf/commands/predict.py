@@ -28,7 +28,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="predictions", help="output folder")
     parser.add_argument("--landmarker", default=None, help="MediaPipe face_landmarker.task (default: pinned, cached)")
     parser.add_argument("--margin", type=float, default=None,
-                        help="alignment margin the training pairs were prepared with (prepare.py --margin, default 0.2)")
+                        help="override the alignment margin the model records (prepare.py --margin; warns when it "
+                             "differs); models that record none use this or 0.2")
     parser.add_argument("--feather", type=float, default=None,
                         help="blend feather in aligned pixels (default: model size / 32)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
@@ -43,24 +44,31 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     from reface_tf.errors import DataError
-    from reface_tf.faces.align import DEFAULT_MARGIN
+    from reface_tf.faces.alignment_settings import alignment_path, read_alignment
     from reface_tf.faces.landmarks import FaceLandmarker
-    from reface_tf.serve.predict import list_photos, no_photos_error, predict_photos
+    from reface_tf.registry import sha256_of
+    from reface_tf.serve.predict import list_photos, no_photos_error, prediction_alignment, predict_photos
 
     photos, ignored = list_photos(args.photos)  # before loading anything heavy: a wrong path fails fast
     for path, reason in ignored:  # every entry of the folder that is not processed, with the reason
         print(f"skipped: {path}: {reason}", file=sys.stderr)
     if not photos:
         raise no_photos_error(args.photos, ignored)
+    from reface_tf.serve.export import export_alignment
     from reface_tf.serve.source import source_from_export
     from reface_tf.tasks import source_from_run  # loading imports TensorFlow
 
+    # How the model's training data was aligned, checked before the model is loaded.
+    recorded, origin = ((read_alignment(args.run_dir), alignment_path(args.run_dir)) if args.run_dir
+                        else export_alignment(args.model))
     source = source_from_run(args.run_dir, args.checkpoint) if args.run_dir else source_from_export(args.model)
     size = source.cfg.data.image_size
     with FaceLandmarker(args.landmarker) as landmarker:
-        result = predict_photos(photos, source.translate, size, landmarker, args.out,
-                                DEFAULT_MARGIN if args.margin is None else args.margin, args.feather,
-                                on_result=lambda photo, msg: print(msg, file=sys.stderr if msg.startswith("skipped") else sys.stdout))
+        alignment, line = prediction_alignment(recorded, origin, size, args.margin, sha256_of(landmarker.model_path))
+        print(line)
+        result = predict_photos(photos, source.translate, size, landmarker, args.out, feather=args.feather,
+                                on_result=lambda photo, msg: print(msg, file=sys.stderr if msg.startswith("skipped") else sys.stdout),
+                                alignment=alignment)
     if not result.written:
         raise DataError(f"no photo succeeded ({len(result.failed)} failed; first: {result.failed[0][1]})")
     mean = sum(result.seconds) / len(result.seconds)

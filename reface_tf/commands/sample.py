@@ -62,11 +62,10 @@ def sample_main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
     setup_logging(args.verbose)
-    from reface_tf.serve.archive import read_meta
-    from reface_tf.serve.export import resolve_version_dir
+    from reface_tf.serve.export import read_meta, resolve_version_dir
 
     version = resolve_version_dir(args.model)
-    meta = read_meta(version)
+    meta, _ = read_meta(version)
     if "sample" not in meta.get("signatures", []):
         raise ConfigError(f"--model {version}: this export (task {meta.get('task', 'pix2pix')}) has no sample signature; "
                           "it translates images: use predict.py")

@@ -13,7 +13,7 @@ from reface_tf.errors import ConfigError
 log = logging.getLogger("reface_tf.train")
 
 # What a run directory may hold before its first checkpoint (see README, "The run directory").
-RUN_FILES = {"config.yaml", "splits.json", "floors.json", "data_report.json", "metrics.jsonl", "checkpoints", "tb", "samples", "loss_curves.png"}
+RUN_FILES = {"config.yaml", "splits.json", "alignment.json", "floors.json", "data_report.json", "metrics.jsonl", "checkpoints", "tb", "samples", "loss_curves.png"}
 
 EXAMPLES = """examples:
   python train.py                                   # demo dataset, defaults of the TF tutorial
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--run-dir: {run_dir} holds files that are not a run's ({', '.join(foreign[:3])}); "
                               "choose a new or empty folder")
         # A run that stopped before its first checkpoint left only files we rewrite: start it afresh.
-        for name in ("splits.json", "data_report.json", "metrics.jsonl"):
+        for name in ("splits.json", "alignment.json", "data_report.json", "metrics.jsonl"):
             (run_dir / name).unlink(missing_ok=True)
         cfg = cli_cfg
     validate(cfg)  # before TensorFlow is imported: bad options cost no start-up time

@@ -16,6 +16,7 @@ sub-folders. They are skipped, or abort the run with ``--strict`` (hidden files 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
@@ -311,6 +312,27 @@ def read_splits(run_dir: str | os.PathLike, root: str | os.PathLike | None = Non
         return replace(p, input_path=str(base / p.input_path), target_path=str(base / p.target_path))
 
     return {name: [absolute(p) for p in pairs[name]] for name in SPLIT_NAMES}
+
+
+def splits_fingerprint(run_dir: str | os.PathLike) -> str | None:
+    """SHA-256 of which pairs a run's split holds: per split, each pair's id and its paths relative to the
+    dataset (and the halves of side-by-side files), in id order.
+
+    Two runs on the same split give the same digest wherever the dataset lies (its absolute root and the seed
+    are left out); another split, or a renamed file, gives another. It names the split, not the pixels.
+    None when the run has no ``splits.json``; DataError when it is unreadable.
+    """
+    path = Path(run_dir) / SPLITS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        content = {name: sorted(([p["id"], p["input_path"], p["target_path"], p.get("input_half"), p.get("target_half")]
+                                 for p in data[name]), key=json.dumps) for name in SPLIT_NAMES}
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise DataError(f"{path}: unreadable split file ({err}); restore it or start a new run") from None
+    canonical = json.dumps(content, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def read_split(run_dir: str | os.PathLike, name: str) -> list[Pair]:

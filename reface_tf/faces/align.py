@@ -15,6 +15,7 @@ leaving a ``margin * size`` border on every side for hair, ears and neck. Names 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import cv2
@@ -44,6 +45,20 @@ _UNIT_TEMPLATE = np.array(
 )
 # Mouth corners move with expression (a before/after pair rarely smiles alike), so they count half.
 _POINT_WEIGHTS = np.array([1.0, 1.0, 1.0, 0.5, 0.5])
+
+
+def _template_id() -> str:
+    """``face-mesh-5pt-<digest>``: names the template by everything that decides where a face lands (the
+    landmark indices of the five points, their template positions and weights), so any change to them gives
+    another identifier and a dataset aligned to the old template is recognised as such."""
+    parts = [np.asarray(EYE_LEFT, np.float64), np.asarray(EYE_RIGHT, np.float64),
+             np.asarray([NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT], np.float64), _UNIT_TEMPLATE.ravel(), _POINT_WEIGHTS]
+    digest = hashlib.sha256(np.concatenate(parts).astype("<f8").tobytes()).hexdigest()
+    return f"face-mesh-5pt-{digest[:12]}"
+
+
+# The identifier of the one template align_face aligns to; recorded with every aligned dataset (alignment.json).
+TEMPLATE_ID = _template_id()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
 Input: ``RAW/A/<stem>.*`` and ``RAW/B/<stem>.*`` matched by file stem, or one folder whose file names follow
 a naming rule (``--pair-pattern '*_pre' '*_post'``: ``017_pre.jpg`` and ``017_post.jpg`` form pair ``017``).
 Output: ``OUT/A/<stem>.png``, ``OUT/B/<stem>.png`` (each photo aligned on its own landmarks to the same
-template), ``OUT/manifest.jsonl`` (one line per aligned image) and ``OUT/report.json`` / ``OUT/report.md``.
+template), ``OUT/manifest.jsonl`` (one line per aligned image), ``OUT/alignment.json`` (the alignment settings,
+once for the dataset: training, export and predict read them) and ``OUT/report.json`` / ``OUT/report.md``.
 
 A pair is all or nothing: if either photo cannot be decoded or shows no face, neither side is written and
 the pair is reported with the reason. Every file is written to a temporary name and renamed, so an
@@ -36,6 +37,7 @@ import numpy as np
 from reface_tf.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, list_folder, load_rgb
 from reface_tf.errors import DataError, ModelError, RefaceError
 from reface_tf.faces.align import BORDER_MODES, DEFAULT_MARGIN, DEFAULT_SIZE, align_face
+from reface_tf.faces.alignment_settings import AlignmentSettings, read_alignment, write_alignment
 
 log = logging.getLogger("reface_tf.faces.prepare")  # the same name when run with -m
 
@@ -470,6 +472,27 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def dataset_alignment(dst: Path, size: int, margin: float, border_mode: str, model: str | None,
+                      explicit: str | os.PathLike | None) -> AlignmentSettings:
+    """The settings ``alignment.json`` records for this run, with the SHA-256 of the landmarker model used.
+
+    When nothing was aligned in this run (all pairs already done) no model was loaded: the digest recorded by
+    the run that aligned them is kept, else that of the pinned model every default route is checked against.
+    """
+    from reface_tf.faces.landmarks import MODEL_SHA256
+    from reface_tf.registry import sha256_of
+
+    if model is not None and Path(model).is_file():
+        sha = sha256_of(model)
+    else:
+        try:
+            previous = read_alignment(dst)
+        except DataError:
+            previous = None
+        sha = previous.landmarker_sha256 if previous else (MODEL_SHA256 if explicit is None else None)
+    return AlignmentSettings(size=size, margin=margin, border_mode=border_mode, landmarker_sha256=sha)
+
+
 # --------------------------------------------------------------------------------------------- the run
 
 
@@ -578,6 +601,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, pair_pattern: Seq
                               time.monotonic() - started, interrupted)
         write_text_atomic(dst / REPORT_JSON, json.dumps(report, indent=2) + "\n")
         write_text_atomic(dst / REPORT_MD, report_markdown(report))
+        write_alignment(dst, dataset_alignment(dst, size, margin, border_mode, model, landmarker))
     return report
 
 
@@ -587,7 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Align raw before/after photo pairs into a training dataset (A/, B/, manifest, report).",
     )
     parser.add_argument("--src", required=True, help="raw pairs: a folder with A/ and B/, or one folder with --pair-pattern")
-    parser.add_argument("--dst", required=True, help="output folder (created); gets A/, B/, manifest.jsonl, report.json/.md")
+    parser.add_argument("--dst", required=True,
+                        help="output folder (created); gets A/, B/, manifest.jsonl, alignment.json, report.json/.md")
     parser.add_argument("--pair-pattern", nargs=2, metavar=("A_PATTERN", "B_PATTERN"),
                         help="one-folder naming rule on file stems, e.g. '*_pre' '*_post' ('*' is the pair name)")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="aligned image side in pixels (default %(default)s)")

@@ -19,6 +19,7 @@ from reface_tf.errors import ModelError
 log = logging.getLogger(__name__)
 
 META_FILE = "reface_meta.json"
+META_FORMAT = "reface-tf/generator-savedmodel/1"
 
 
 def next_version(base: str | os.PathLike) -> int:
@@ -46,7 +47,7 @@ def write_versioned_export(endpoints: dict[str, Any], meta: dict[str, Any], base
         for name, fn in endpoints.items():
             archive.add_endpoint(name, fn)
         archive.write_out(str(tmp), verbose=False)
-        (tmp / META_FILE).write_text(json.dumps({**meta, "signatures": list(endpoints)}, indent=2))
+        (tmp / META_FILE).write_text(json.dumps({"format": META_FORMAT, **meta, "signatures": list(endpoints)}, indent=2))
         if extra is not None:
             extra(tmp)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a serving container usually runs as another user
@@ -63,16 +64,3 @@ def write_versioned_export(endpoints: dict[str, Any], meta: dict[str, Any], base
         raise
     log.info("exported to %s", base / str(version))
     return base / str(version)
-
-
-def read_meta(version_dir: str | os.PathLike) -> dict[str, Any]:
-    """An export's ``reface_meta.json``; ModelError naming the file when it is missing or unreadable."""
-    path = Path(version_dir) / META_FILE
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ModelError(f"--model: {path} is missing or unreadable ({type(err).__name__}); pass a folder written by "
-                         "export.py") from None
-    if not isinstance(meta, dict):
-        raise ModelError(f"--model: {path} is not a JSON object; pass a folder written by export.py")
-    return meta

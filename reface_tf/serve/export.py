@@ -12,7 +12,11 @@ Signatures (all use ``inference_training_flag(cfg)``, so exported outputs match 
 
 Each version is built in a temporary folder and renamed into place, so TF Serving (which only loads
 folders named by an integer) never sees a half-written model and an existing version is never overwritten.
-``reface_meta.json`` inside the version folder records the image size, channels and the full config.
+``reface_meta.json`` inside the version folder records the image size, channels and the full config, the
+``alignment`` the training data was prepared with (the run's ``alignment.json``, or null; ``predict.py`` aligns
+new photos with it) and the ``provenance`` (source commit, library versions, fingerprint of the run's split;
+see :mod:`reface_tf.provenance`), plus whatever the caller passes as ``extra_meta``. Exports written before
+those keys existed load as before (``ExportedModel.alignment`` is then None).
 
 Example::
 
@@ -28,28 +32,27 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from reface_tf.config import Config, from_dict
 from reface_tf.errors import ModelError
+from reface_tf.faces.alignment_settings import AlignmentSettings, read_alignment
 from reface_tf.models import inference_training_flag
+from reface_tf.serve.archive import META_FILE, META_FORMAT, next_version, write_versioned_export  # noqa: F401 (re-exported)
 from reface_tf.serve.precision import compute_dtype, weights_dtypes
 
 log = logging.getLogger(__name__)
 
-META_FILE = "reface_meta.json"
-META_FORMAT = "reface-tf/generator-savedmodel/1"
 SIGNATURES = ("serving_default", "image_bytes", "float_tensor")
+# Keys of reface_meta.json that extra_meta may not replace: loading and predict depend on them.
+RESERVED_META = frozenset({"format", "image_size", "config", "checkpoint", "alignment", "provenance"})
 
 
 def _to_uint8_tf(x: tf.Tensor) -> tf.Tensor:
@@ -114,13 +117,6 @@ class GeneratorExport(tf.Module):
         return {"png_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))}
 
 
-def next_version(base: str | os.PathLike) -> int:
-    """1 + the highest integer-named folder under ``base`` (1 for a new base)."""
-    base = Path(base)
-    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if base.is_dir() else []
-    return max(versions, default=0) + 1
-
-
 def model_meta(cfg: Config, checkpoint: str | None) -> dict[str, Any]:
     return {
         "format": META_FORMAT,
@@ -135,43 +131,46 @@ def model_meta(cfg: Config, checkpoint: str | None) -> dict[str, Any]:
     }
 
 
+def checkpoint_run_dir(checkpoint: str | os.PathLike | None) -> Path | None:
+    """The run directory of ``RUN/checkpoints/ckpt-N`` (None without a checkpoint or for a bare name)."""
+    if not checkpoint or len(Path(checkpoint).parents) < 2:
+        return None
+    return Path(checkpoint).parents[1]
+
+
 def export_saved_model(generator: tf.keras.Model, cfg: Config, base: str | os.PathLike, checkpoint: str | None = None,
-                       tflite: bool = False) -> Path:
-    """Write the next version under ``base`` and return its folder."""
+                       tflite: bool = False, extra_meta: dict[str, Any] | None = None,
+                       run_dir: str | os.PathLike | None = None) -> Path:
+    """Write the next version under ``base`` and return its folder.
+
+    ``run_dir`` (default: the run of ``checkpoint``) gives the ``alignment`` (its ``alignment.json``) and the
+    split fingerprint of ``reface_meta.json``; ``extra_meta`` is merged in last (JSON values; it may not replace
+    :data:`RESERVED_META`). A malformed ``alignment.json`` is a DataError before anything is written.
+    """
+    from reface_tf.provenance import provenance
+
     base = Path(base)
-    if base.exists() and not base.is_dir():
+    if base.exists() and not base.is_dir():  # before the model is traced
         raise ModelError(f"--out: {base} is a file; pass a folder (versions are written as {base}/<n>/)")
-    base.mkdir(parents=True, exist_ok=True)
+    extra_meta = dict(extra_meta or {})
+    clash = sorted(RESERVED_META & set(extra_meta))
+    if clash:
+        raise ValueError(f"extra_meta may not replace {', '.join(clash)}")
+    json.dumps(extra_meta)  # TypeError now, not after the SavedModel is written
+    run_dir = Path(run_dir) if run_dir is not None else checkpoint_run_dir(checkpoint)
+    alignment = read_alignment(run_dir) if run_dir is not None and run_dir.is_dir() else None
+    origin = provenance(run_dir if run_dir is not None and run_dir.is_dir() else None)
     module = GeneratorExport(generator, cfg)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=base))  # same file system: the rename is atomic
-    try:
-        # keras.export.ExportArchive, not tf.saved_model.save of a tf.Module: only the archive records Keras 3
-        # variables so that the TF1-style loader of TF Serving and saved_model_cli can restore them. The archive
-        # collects the variables the endpoints use; tracking the model as well would save every weight twice.
-        archive = keras.export.ExportArchive()
-        archive.add_endpoint("serving_default", module.serve_uint8)
-        archive.add_endpoint("image_bytes", module.serve_bytes)
-        archive.add_endpoint("float_tensor", module.serve_float)
-        archive.write_out(str(tmp), verbose=False)
-        meta = {**model_meta(cfg, checkpoint), "compute_dtype": compute_dtype(generator),
-                "weights_dtypes": weights_dtypes(generator)}
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        if tflite:
-            _write_tflite(module, tmp / "model.tflite")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a serving container usually runs as another user
-        while True:
-            version = next_version(base)
-            try:
-                os.rename(tmp, base / str(version))  # fails if another export took this number meanwhile
-                break
-            except OSError:
-                if not (base / str(version)).exists():
-                    raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("exported %s to %s", checkpoint or "generator", base / str(version))
-    return base / str(version)
+    meta = {**model_meta(cfg, checkpoint), "compute_dtype": compute_dtype(generator),
+            "weights_dtypes": weights_dtypes(generator),
+            "alignment": alignment.to_dict() if alignment is not None else None,
+            "provenance": origin, **extra_meta}
+    endpoints = {"serving_default": module.serve_uint8, "image_bytes": module.serve_bytes,
+                 "float_tensor": module.serve_float}
+    version_dir = write_versioned_export(endpoints, meta, base,
+                                         extra=(lambda folder: _write_tflite(module, folder / "model.tflite")) if tflite else None)
+    log.info("exported %s to %s", checkpoint or "generator", version_dir)
+    return version_dir
 
 
 def _write_tflite(module: GeneratorExport, path: Path) -> None:
@@ -215,6 +214,11 @@ class ExportedModel:
         return from_dict(self.meta["config"], source=str(self.path / META_FILE))
 
     @property
+    def alignment(self) -> AlignmentSettings | None:
+        """How the training data was aligned (None for a run without ``alignment.json`` or an older export)."""
+        return alignment_from_meta(self.meta, self.path / META_FILE)
+
+    @property
     def name(self) -> str:
         return f"{self.path.parent.name}/{self.path.name}"
 
@@ -234,6 +238,18 @@ class ExportedModel:
         return fn(images=tf.constant(images, tf.float32))["images"].numpy()
 
 
+def alignment_from_meta(meta: dict[str, Any], source: str | os.PathLike) -> AlignmentSettings | None:
+    """The ``alignment`` entry of an export's metadata; None when null or absent (exports made before it)."""
+    data = meta.get("alignment")
+    return None if data is None else AlignmentSettings.from_dict(data, f"{source} (alignment)")
+
+
+def export_alignment(path: str | os.PathLike) -> tuple[AlignmentSettings | None, Path]:
+    """(alignment, metadata file) of an export, read without loading the SavedModel."""
+    meta, meta_path = read_meta(resolve_version_dir(path))
+    return alignment_from_meta(meta, meta_path), meta_path
+
+
 def resolve_version_dir(path: str | os.PathLike) -> Path:
     """A version folder as given, or the highest version under a base folder."""
     path = Path(path)
@@ -251,9 +267,8 @@ def resolve_version_dir(path: str | os.PathLike) -> Path:
                      "pass a folder written by export.py")
 
 
-def load_exported(path: str | os.PathLike) -> ExportedModel:
-    """Load and check an export; ModelError if it is missing, corrupt or not a ReFace generator export."""
-    version_dir = resolve_version_dir(path)
+def read_meta(version_dir: Path) -> tuple[dict[str, Any], Path]:
+    """(metadata, its path) of a version folder; ModelError if it is missing or not a generator export's."""
     meta_path = version_dir / META_FILE
     if not meta_path.is_file():
         raise ModelError(f"--model: {version_dir} is a SavedModel but not a ReFace-TF generator export "
@@ -262,9 +277,19 @@ def load_exported(path: str | os.PathLike) -> ExportedModel:
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != META_FORMAT:
             raise ValueError(f"format {meta.get('format')!r}")
-        int(meta["image_size"])
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ModelError(f"--model: {meta_path} is unreadable or of another format ({err})") from None
+    return meta, meta_path
+
+
+def load_exported(path: str | os.PathLike) -> ExportedModel:
+    """Load and check an export; ModelError if it is missing, corrupt or not a ReFace generator export."""
+    version_dir = resolve_version_dir(path)
+    meta, meta_path = read_meta(version_dir)
+    if not isinstance(meta.get("image_size"), int):
+        raise ModelError(f"--model: {meta_path} records no image size: an export of task {meta.get('task')!r}, which "
+                         "does not translate images" + ("; draw from it with sample.py" if "sample" in meta.get("signatures", []) else ""))
+    alignment_from_meta(meta, meta_path)  # a malformed entry fails here, before the SavedModel is loaded
     try:
         loaded = tf.saved_model.load(str(version_dir))
     except Exception as err:  # TF raises a zoo of types for a damaged SavedModel; all mean the same here

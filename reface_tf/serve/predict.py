@@ -6,15 +6,20 @@
           ──model──▶ generated aligned face ──inverse warp──▶ photo frame
           ──feathered face-oval mask──▶ blend: only the face changes; every pixel outside it is the photo's own
 
-The alignment must be the one the training pairs were prepared with (``prepare.py --margin``, default 0.2).
+The alignment must be the one the training pairs were prepared with. An export or run that records it
+(``alignment`` in ``reface_meta.json``, the run's ``alignment.json``; see
+:mod:`reface_tf.faces.alignment_settings`) is aligned with exactly those settings (:func:`prediction_alignment`);
+otherwise with ``prepare.py``'s defaults (``--margin`` 0.2, reflected border) at the model size.
 The largest face of a photo is processed. A photo that fails (unreadable, no face) is reported and skipped;
 the batch goes on.
 
 Example::
 
     source = source_from_export("export/reface/1")
+    alignment, line = prediction_alignment(*export_alignment("export/reface/1"), source.cfg.data.image_size)
     with FaceLandmarker() as landmarker:
-        result = simulate_photo(load_rgb("me.jpg"), source.translate, source.cfg.data.image_size, landmarker)
+        result = simulate_photo(load_rgb("me.jpg"), source.translate, source.cfg.data.image_size, landmarker,
+                                alignment=alignment)
     save_png_atomic("me_after.png", result.after)
 """
 
@@ -23,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -31,7 +36,8 @@ import numpy as np
 
 from reface_tf.data.images import IMAGE_SUFFIXES, list_folder, load_rgb, save_png_atomic
 from reface_tf.errors import DataError, RefaceError
-from reface_tf.faces.align import DEFAULT_MARGIN, align_face, face_mask, warp_back
+from reface_tf.faces.align import DEFAULT_MARGIN, TEMPLATE_ID, AlignedFace, align_face, face_mask, warp_back
+from reface_tf.faces.alignment_settings import AlignmentSettings
 from reface_tf.serve.source import Translate
 
 log = logging.getLogger(__name__)
@@ -63,17 +69,71 @@ def blend(photo: np.ndarray, generated_back: np.ndarray, alpha: np.ndarray) -> n
     return np.where(a > 0, mixed, photo)
 
 
+def prediction_alignment(recorded: AlignmentSettings | None, origin: str | os.PathLike, size: int,
+                         margin: float | None = None, landmarker_sha256: str | None = None
+                         ) -> tuple[AlignmentSettings, str]:
+    """The alignment to predict with, and one line saying which it is and where it came from.
+
+    ``recorded`` (the model's training data settings, read from ``origin``) is used as it is; ``margin``
+    (``--margin``) replaces its margin, with a warning when it differs. A template or landmarker model other
+    than the recorded one is warned about. Without a record: ``margin`` (default 0.2) and a reflected border at
+    the model ``size``, prepare.py's defaults.
+    """
+    if recorded is None:
+        used = AlignmentSettings(size=size, margin=DEFAULT_MARGIN if margin is None else margin)
+        how = "--margin" if margin is not None else "prepare.py's defaults"
+        return used, f"alignment: {used.describe()} ({how}; no alignment recorded in {origin})"
+    used, notes = recorded, []
+    if margin is not None and margin != recorded.margin:
+        log.warning("--margin %g differs from the margin %g the model's training data was aligned with (%s); "
+                    "aligning with %g as asked", margin, recorded.margin, origin, margin)
+        used = replace(used, margin=float(margin))
+        notes.append(f"--margin {margin:g} instead of the recorded {recorded.margin:g}")
+    if recorded.template != TEMPLATE_ID:
+        log.warning("%s: the training data was aligned to template %s, this version of reface_tf aligns to %s; "
+                    "predict with the version the model was trained with", origin, recorded.template, TEMPLATE_ID)
+        used = replace(used, template=TEMPLATE_ID)
+    if landmarker_sha256 and recorded.landmarker_sha256 and landmarker_sha256 != recorded.landmarker_sha256:
+        log.warning("the face landmarker model (SHA-256 %s) is not the one the training data was aligned with "
+                    "(%s, recorded in %s); landmarks and so the alignment may differ slightly",
+                    landmarker_sha256[:12], recorded.landmarker_sha256[:12], origin)
+    if used.size != size:
+        notes.append(f"resized to the model's {size}x{size} as in training")
+    return used, f"alignment: {used.describe()} (recorded in {origin}{''.join(f'; {n}' for n in notes)})"
+
+
+def _at_model_size(aligned: AlignedFace, size: int) -> AlignedFace:
+    """The aligned face resized to the model ``size`` the way training and evaluation resize dataset images,
+    with its matrix and landmarks moved into the resized frame (pixel centres: ``x -> (x + 0.5) * s - 0.5``)."""
+    if aligned.image.shape[0] == size:
+        return aligned
+    from reface_tf.data.pipeline import resize_uint8  # imports TensorFlow, which a model brings anyway
+
+    scale = size / aligned.image.shape[0]
+    shift = 0.5 * scale - 0.5
+    matrix = aligned.matrix * scale
+    matrix[:, 2] += shift
+    return AlignedFace(resize_uint8(aligned.image, size), matrix,
+                       (aligned.landmarks * scale + shift).astype(np.float32), aligned.face_size)
+
+
 def simulate_photo(rgb: np.ndarray, translate: Translate, size: int, landmarker, margin: float = DEFAULT_MARGIN,
-                   feather: float | None = None) -> Simulation:
-    """Simulate the translation on the largest face of ``rgb`` (uint8 RGB); NoFaceError if there is none."""
+                   feather: float | None = None, alignment: AlignmentSettings | None = None) -> Simulation:
+    """Simulate the translation on the largest face of ``rgb`` (uint8 RGB); NoFaceError if there is none.
+
+    ``alignment`` (see :func:`prediction_alignment`) replaces ``margin``: the face is aligned with its margin,
+    border mode and size, then resized to the model ``size`` when that differs.
+    """
     faces = landmarker.detect(rgb)
     if not faces:
         raise NoFaceError("no face found")
     face = faces[0]
+    how = alignment if alignment is not None else AlignmentSettings(size=size, margin=margin)
     try:
-        aligned = align_face(rgb, face.landmarks, size=size, margin=margin, border_mode="reflect")
+        aligned = align_face(rgb, face.landmarks, size=how.size, margin=how.margin, border_mode=how.border_mode)
     except ValueError as err:  # degenerate landmarks
         raise DataError(f"alignment failed ({err})") from None
+    aligned = _at_model_size(aligned, size)
     generated = np.asarray(translate(aligned.image[None]))[0]
     if generated.shape[-1] == 1:
         generated = np.repeat(generated, 3, axis=-1)
@@ -120,7 +180,8 @@ class BatchResult:
 
 def predict_photos(photos: list[Path], translate: Translate, size: int, landmarker, out_dir: str | os.PathLike,
                    margin: float = DEFAULT_MARGIN, feather: float | None = None,
-                   on_result: Callable[[Path, str], None] | None = None) -> BatchResult:
+                   on_result: Callable[[Path, str], None] | None = None,
+                   alignment: AlignmentSettings | None = None) -> BatchResult:
     """Run :func:`simulate_photo` on each photo, writing ``<stem>_after.png`` and ``<stem>_before_after.png``."""
     out_dir = Path(out_dir)
     result = BatchResult()
@@ -131,7 +192,7 @@ def predict_photos(photos: list[Path], translate: Translate, size: int, landmark
         start = time.perf_counter()
         try:
             rgb = load_rgb(photo)
-            sim = simulate_photo(rgb, translate, size, landmarker, margin, feather)
+            sim = simulate_photo(rgb, translate, size, landmarker, margin, feather, alignment)
             after_path, pair_path = out_dir / f"{name}_after.png", out_dir / f"{name}_before_after.png"
             save_png_atomic(after_path, sim.after)
             save_png_atomic(pair_path, before_after(rgb, sim.after))

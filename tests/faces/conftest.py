@@ -52,6 +52,31 @@ def grace_hopper() -> np.ndarray:
         return np.asarray(img.convert("RGB")).copy()
 
 
+class FakeLandmarker:
+    """Stands in for FaceLandmarker without MediaPipe: the same synthetic face (stable points on the template,
+    placed by a fixed similarity) in every photo. ``model_path`` is what a test sets it to."""
+
+    model_path = None
+
+    def __init__(self, *args, **kwargs):
+        from tests.faces.test_align import similarity, synthetic_landmarks
+
+        self.landmarks = synthetic_landmarks(similarity(6, 0.8, 40, 30)).astype(np.float32)
+
+    def detect(self, rgb):
+        from reface_tf.faces.landmarks import DetectedFace
+
+        lm = self.landmarks
+        box = (float(lm[:, 0].min()), float(lm[:, 1].min()), float(lm[:, 0].max()), float(lm[:, 1].max()))
+        return [DetectedFace(lm, box, 0.9)]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
 @pytest.fixture(scope="session")
 def landmarker():
     from reface_tf.faces.landmarks import FaceLandmarker

@@ -178,6 +178,15 @@ def test_exif_rotated_photo_is_aligned_upright(prepared):
     assert record["source_hw"] == flat["source_hw"]
 
 
+def test_alignment_settings_are_recorded_once_for_the_dataset(prepared):
+    from reface_tf.faces.alignment_settings import AlignmentSettings, read_alignment
+    from reface_tf.faces.landmarks import MODEL_SHA256
+
+    out, _ = prepared
+    assert read_alignment(out) == AlignmentSettings(size=128, margin=0.2, border_mode="reflect",
+                                                    landmarker_sha256=MODEL_SHA256)
+
+
 def test_rerun_is_incremental_and_force_redoes(prepared, raw):
     out, _ = prepared
     before = {p: p.stat().st_mtime_ns for p in (out / "A").glob("*.png")}
@@ -198,6 +207,7 @@ def test_rerun_is_incremental_and_force_redoes(prepared, raw):
     assert _run("--src", raw, "--dst", out, "--workers", 1, "--max-pixels", MAX_PIXELS, "--size", 128,
                 "--border-mode", "constant") == 0
     assert json.loads((out / "report.json").read_text())["counts"]["pairs_aligned"] == len(GOOD)
+    assert json.loads((out / "alignment.json").read_text())["border_mode"] == "constant"
     assert _run("--src", raw, "--dst", out, "--workers", 1, "--max-pixels", MAX_PIXELS, "--size", 128,
                 "--border-mode", "constant", "--force") == 0
     report = json.loads((out / "report.json").read_text())

@@ -22,7 +22,8 @@ from reface_tf.config import Config, _opt, register_task
 from reface_tf.errors import ConfigError
 from reface_tf.losses import adversarial
 from reface_tf.metrics import SIGNED_UNIT_RANGE, psnr
-from reface_tf.serve.archive import read_meta, write_versioned_export
+from reface_tf.serve.archive import write_versioned_export
+from reface_tf.serve.export import read_meta
 from reface_tf.train.step import make_optimizer
 from reface_tf.train.task import EMA, Phase, StepGroup, TaskData
 
@@ -224,7 +225,7 @@ def test_toy_task_trains_resumes_exactly_and_exports(tmp_path):
     # Export through the generic writer: the sample signature reproduces the EMA generator on the same seeds.
     loaded = tasks.load_run(straight)
     version, _ = tasks.get_task("toy").export(straight, None, tmp_path / "export")
-    meta = read_meta(version)
+    meta, _ = read_meta(version)
     assert meta["task"] == "toy" and meta["signatures"] == ["serving_default", "sample"]
     served = tf.saved_model.load(str(version)).signatures["sample"](seeds=tf.constant([3, 7], tf.int64))["images"]
     expected = sample_from_seeds(loaded.networks["generator_ema"], tf.constant([3, 7], tf.int64)).numpy()

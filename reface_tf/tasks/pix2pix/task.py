@@ -26,6 +26,7 @@ from reface_tf.config import Config
 from reface_tf.data.pairs import Pair, read_splits, scan_dataset, split_dataset_root, split_pairs, write_splits
 from reface_tf.data.pipeline import DecodedPairs, eval_dataset, training_batches
 from reface_tf.errors import DataError
+from reface_tf.faces.alignment_settings import record_run_alignment
 from reface_tf.losses import adversarial, build_generator_terms
 from reface_tf.losses.terms import LossContext
 from reface_tf.metrics import SIGNED_UNIT_RANGE, batch_metrics
@@ -72,6 +73,7 @@ def splits_for_run(cfg: Config, run_dir: Path) -> dict[str, list[Pair]]:
     log.info("%s%s", scan.summary(), f"; each named in {run_dir / 'data_report.json'}" if scan.problems else "")
     splits = split_pairs(scan.pairs, cfg.data.val_ratio, cfg.data.test_ratio, cfg.runtime.seed)
     write_splits(run_dir, splits, scan.root, cfg.runtime.seed)
+    record_run_alignment(scan.root, run_dir)  # how the pairs were aligned, for export and predict.py
     log.info("split: %s", ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
     return splits
 
@@ -141,6 +143,13 @@ def gan_group(generator: keras.Model, discriminator: keras.Model, cfg: Config, p
     """G and D phases from one forward pass; G's update is applied first, both from the same gradients' point."""
     return StepGroup("gan", (Phase("g_total", "g_optimizer", ("generator",)), Phase("d_total", "d_optimizer", ("discriminator",))),
                      pix2pix_losses(generator, discriminator, cfg, per_replica_batch))
+
+
+def simulated_targets(root: str | None) -> bool:
+    """Whether the dataset's targets are SIMULATED (the demo and synthetic builders say so in their README.md):
+    an export of such a run must not be presented as predicting real outcomes."""
+    readme = Path(root) / "README.md" if root else None
+    return bool(readme and readme.is_file() and "SIMULATED" in readme.read_text(errors="replace"))
 
 
 def as_dict(inputs: tf.Tensor, targets: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -216,6 +225,11 @@ class Pix2PixTask:
     def start(self, cfg: Config, run_dir: Path, tb: TensorBoard) -> Pix2PixRun:
         return Pix2PixRun(cfg, run_dir, tb)
 
+    def export_metadata(self, cfg: Config) -> dict:
+        """What reface_meta.json says of a Pix2Pix export beyond the image signatures."""
+        return {"task": NAME, "input_domain": cfg.data.input_domain, "simulated": simulated_targets(cfg.data.root),
+                "class_names": None}
+
     def source(self, run_dir: str | os.PathLike, checkpoint: int | None = None):
         return source_from_run(run_dir, checkpoint)
 
@@ -224,7 +238,7 @@ class Pix2PixTask:
         """The generator as a SavedModel with the image signatures (serving_default: uint8 images,
         image_bytes: encoded images of any size, float_tensor: [-1, 1]); returns the folder and a summary line."""
         from reface_tf.errors import ConfigError
-        from reface_tf.serve.export import export_onnx, export_saved_model
+        from reface_tf.serve.export import export_alignment, export_onnx, export_saved_model
         from reface_tf.serve.precision import EXPORT_POLICIES, with_bfloat16_kernels
 
         if precision != "fp32" and (tflite or onnx):
@@ -232,9 +246,13 @@ class Pix2PixTask:
         generator, cfg, ckpt = load_generator(run_dir, checkpoint, policy=EXPORT_POLICIES[precision])
         if precision == "bf16":
             generator = with_bfloat16_kernels(generator)
-        version_dir = export_saved_model(generator, cfg, base, checkpoint=ckpt, tflite=tflite)
+        version_dir = export_saved_model(generator, cfg, base, checkpoint=ckpt, tflite=tflite,
+                                         extra_meta=self.export_metadata(cfg), run_dir=run_dir)
         summary = (f"{ckpt} -> {version_dir} (signatures serving_default, image_bytes, float_tensor; "
                    f"{cfg.data.image_size}x{cfg.data.image_size}, {precision})")
+        alignment, _ = export_alignment(version_dir)
+        summary += (f"\nalignment: {alignment.describe()} (from {run_dir}/alignment.json)" if alignment else
+                    f"\nalignment: none recorded ({run_dir} has no alignment.json); predict.py will use its defaults")
         if onnx:
             path = export_onnx(version_dir)
             summary += f"; onnx: {path}" if path else "; onnx: unavailable (tf2onnx is not installed: pip install tf2onnx)"
