@@ -135,6 +135,7 @@ def train(cfg: Config, task: Task) -> TrainResult:
 
     group_steps = [(group, make_group_step(group, networks, optimizers, cfg, strategy, global_batch)) for group in groups]
     ema_update = make_ema_update(run.ema, networks)
+    progress_keys = tuple(getattr(run, "progress_keys", None) or [p.loss for g in groups for p in g.phases])
     tb.text("config", "```\n" + yaml.safe_dump(cfg.to_dict(), sort_keys=False) + "```", step=int(state.step))
     epochs = cfg.optim.epochs
     last: dict[str, Any] = metrics.read()[-1] if metrics.read() else {}
@@ -163,7 +164,8 @@ def train(cfg: Config, task: Task) -> TrainResult:
             for name, opt in optimizers.items():
                 opt.learning_rate = base_lrs[name] * factor
             skip = first_skip if epoch == int(state.epoch) else 0
-            progress = Progress(cfg.runtime.progress, steps_per_epoch, epoch + 1, epochs, cfg.runtime.log_every, initial=skip)
+            progress = Progress(cfg.runtime.progress, steps_per_epoch, epoch + 1, epochs, cfg.runtime.log_every, initial=skip,
+                                keys=progress_keys)
             sums: dict[str, float] = defaultdict(float)
             counts: dict[str, int] = defaultdict(int)
             count, started, compute_time = 0, time.perf_counter(), 0.0

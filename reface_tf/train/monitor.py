@@ -59,7 +59,9 @@ class MetricsLog:
 class Progress:
     """A tqdm bar on a terminal, plain log lines every ``every`` steps otherwise (CI, redirected output)."""
 
-    def __init__(self, mode: str, total: int, epoch: int, epochs: int, every: int, initial: int = 0):
+    def __init__(self, mode: str, total: int, epoch: int, epochs: int, every: int, initial: int = 0,
+                 keys: tuple[str, ...] = ("g_total", "l1", "d_total")):
+        self.keys = keys  # the step logs shown, in this order (the task's progress_keys)
         self.use_bar = mode == "bar" or (mode == "auto" and sys.stdout.isatty())
         self.quiet = mode == "none"
         self.every, self.epoch, self.epochs, self.total = every, epoch, epochs, total
@@ -72,7 +74,7 @@ class Progress:
 
     def update(self, logs: dict[str, float], images_per_second: float) -> None:
         self.count += 1
-        shown = {k: logs[k] for k in ("g_total", "l1", "d_total") if k in logs}
+        shown = {k: logs[k] for k in self.keys if k in logs}
         if self.bar is not None:
             self.bar.set_postfix({**{k: f"{v:.3f}" for k, v in shown.items()}, "img/s": f"{images_per_second:.2f}"}, refresh=False)
             self.bar.update(1)

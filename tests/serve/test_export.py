@@ -112,6 +112,15 @@ def test_versions_are_numbered_and_never_overwritten(trained_run, tmp_path, caps
     assert next_version(base) == 3
     meta = json.loads((base / "2" / META_FILE).read_text())
     assert meta["image_size"] == 64 and meta["config"]["model"]["generator_depth"] == 6
+    # What the export is, read by predict.py, sample.py and the app: the synthetic pairs' README says SIMULATED.
+    assert (meta["task"], meta["input_domain"], meta["simulated"], meta["class_names"]) == ("pix2pix", "photo", True, None)
+    assert meta["signatures"] == ["serving_default", "image_bytes", "float_tensor"]
+    from reface_tf.commands.sample import sample_main
+    from reface_tf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"this export \(task pix2pix\) has no sample signature; it translates images: "
+                                          r"use predict.py"):
+        sample_main(["--model", str(base / "2")])
     out = capsys.readouterr().out
     onnx_file = base / "1" / "model.onnx"
     if importlib.util.find_spec("tf2onnx") is None:

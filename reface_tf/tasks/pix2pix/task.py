@@ -161,6 +161,7 @@ class Pix2PixRun:
 
     ema: dict = {}
     step_scalars = DISCRIMINATOR_SCALARS
+    progress_keys = ("g_total", "l1", "d_total")
     preview_tag = PREVIEW_TAG
 
     def __init__(self, cfg: Config, run_dir: Path, tb: TensorBoard):
