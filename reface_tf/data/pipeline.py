@@ -28,10 +28,13 @@ PairAugmentation = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.
 _EPOCH_STRIDE = 1 << 24  # per-element seed = epoch * stride + index: unique while a split has < 16M pairs
 
 
-def resize_uint8(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize to ``size x size``: area averaging when shrinking (no aliasing), bilinear when enlarging."""
+def resize_uint8(rgb: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    """Resize to ``size x size``: area averaging when shrinking (no aliasing), bilinear when enlarging; nearest
+    neighbour with ``nearest`` (label maps: every output pixel is one of the input's classes, never a blend)."""
     if rgb.shape[0] == size and rgb.shape[1] == size:
         return rgb
+    if nearest:
+        return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_NEAREST)
     shrinking = rgb.shape[0] > size or rgb.shape[1] > size
     return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
@@ -46,11 +49,21 @@ def to_uint8(x: tf.Tensor | np.ndarray) -> np.ndarray:
     return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-class DecodedPairs:
-    """Decoded, resized pairs by index; keeps them in memory when ``cache`` is on (one copy, no tf.data shuffle buffer)."""
+def label_inputs(cfg: Config) -> bool:
+    """Whether the inputs are label maps (``--input-domain label_map``), resized by nearest neighbour."""
+    return cfg.data.input_domain == "label_map"
 
-    def __init__(self, pairs: list[Pair], size: int, max_pixels: int, cache: bool = True):
+
+class DecodedPairs:
+    """Decoded, resized pairs by index; keeps them in memory when ``cache`` is on (one copy, no tf.data shuffle buffer).
+
+    ``nearest_inputs`` resizes the inputs by nearest neighbour (label maps); targets are always photos. Crops and
+    flips after this move pixels without blending them, so label maps stay label maps through the pipeline.
+    """
+
+    def __init__(self, pairs: list[Pair], size: int, max_pixels: int, cache: bool = True, nearest_inputs: bool = False):
         self.pairs, self.size, self.max_pixels, self.cache = pairs, size, max_pixels, cache
+        self.nearest_inputs = nearest_inputs
         self._store: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
 
@@ -62,7 +75,7 @@ class DecodedPairs:
         if index in self._store:
             return self._store[index]
         a, b = load_pair_rgb(self.pairs[index], self.max_pixels)
-        item = (resize_uint8(a, self.size), resize_uint8(b, self.size))
+        item = (resize_uint8(a, self.size, self.nearest_inputs), resize_uint8(b, self.size))
         if self.cache:
             with self._lock:
                 self._store[index] = item
@@ -164,7 +177,8 @@ def training_batches(store: DecodedPairs, cfg: Config, first_epoch: int, epochs:
 
 def eval_dataset(pairs: list[Pair], cfg: Config, batch_size: int = 1, store: DecodedPairs | None = None) -> tf.data.Dataset:
     """``(inputs, targets)`` in [-1, 1] resized straight to ``image_size``, in the order of ``pairs``."""
-    store = store or DecodedPairs(pairs, cfg.data.image_size, cfg.data.max_pixels, cache=False)
+    store = store or DecodedPairs(pairs, cfg.data.image_size, cfg.data.max_pixels, cache=False,
+                                  nearest_inputs=label_inputs(cfg))
     ds = store.as_dataset(tf.data.Dataset.range(len(store)))
     ds = ds.map(lambda i, a, b: _finish(a, b, cfg.data.input_channels), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from reface_tf.data.pairs import Pair, read_split, region_path, scan_dataset
-from reface_tf.data.pipeline import DecodedPairs
+from reface_tf.data.pipeline import DecodedPairs, label_inputs
 from reface_tf.errors import DataError
 from reface_tf.metrics import UINT8_RANGE, face_region_scores, get_metric, metric_names
 from reface_tf.metrics.identity import IdentityModel, load_identity_model, pair_identity
@@ -125,7 +125,7 @@ def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "",
         model, identity_description = load_identity_model()
         if model is None:
             log.warning("identity similarity %s", identity_description)
-    store = DecodedPairs(pairs, size, source.cfg.data.max_pixels, cache=False)
+    store = DecodedPairs(pairs, size, source.cfg.data.max_pixels, cache=False, nearest_inputs=label_inputs(source.cfg))
     rows: list[dict] = []
     examples = []
     with tqdm(total=len(pairs), desc="evaluate", unit="img", disable=not progress, leave=False) as bar:

@@ -86,3 +86,23 @@ def test_grayscale_input_channel_and_eval_order(same_image_pairs):
 
 def test_to_uint8_rounds_and_clips():
     assert to_uint8(np.array([-1.5, -1.0, 0.0, 1.0, 2.0])).tolist() == [0, 0, 128, 255, 255]
+
+
+def test_label_map_inputs_keep_their_classes_through_resize_crop_and_flip(tmp_path, write_image):
+    """--input-domain label_map resizes inputs by nearest neighbour: no blended colour is a class of its own."""
+    palette = np.array([[0, 0, 0], [200, 30, 30], [30, 200, 30]], np.uint8)
+    labels = (np.arange(90)[:, None] // 7 + np.arange(90)[None, :] // 11) % 3
+    write_image("ds/A/0.png", palette[labels])
+    write_image("ds/B/0.png", np.full((90, 90, 3), 120, np.uint8))
+    cfg = Config()
+    cfg.data.root, cfg.data.load_size, cfg.data.image_size = str(tmp_path / "ds"), 72, 64
+    pairs = scan_dataset(cfg.data.root, cfg.data).pairs
+    colours = {tuple(c) for c in palette}
+    for domain, expect_pure in (("label_map", True), ("photo", False)):
+        cfg.data.input_domain = domain
+        nearest = DecodedPairs(pairs, cfg.data.load_size, cfg.data.max_pixels, nearest_inputs=domain == "label_map")
+        (inputs, _), = [(a.numpy(), b.numpy()) for a, b in train_dataset(nearest, cfg, 0, 1)]
+        seen = {tuple(c) for c in to_uint8(inputs[0]).reshape(-1, 3)}
+        assert (seen <= colours) is expect_pure, domain
+        evaluated = next(iter(eval_dataset(pairs, cfg)))[0].numpy()
+        assert ({tuple(c) for c in to_uint8(evaluated[0]).reshape(-1, 3)} <= colours) is expect_pure, domain

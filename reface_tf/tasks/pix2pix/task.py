@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from reface_tf.config import Config
 from reface_tf.data.pairs import Pair, read_splits, scan_dataset, split_dataset_root, split_pairs, write_splits
-from reface_tf.data.pipeline import DecodedPairs, eval_dataset, training_batches
+from reface_tf.data.pipeline import DecodedPairs, eval_dataset, label_inputs, training_batches
 from reface_tf.errors import DataError
 from reface_tf.faces.alignment_settings import record_run_alignment
 from reface_tf.losses import adversarial, build_generator_terms
@@ -177,8 +177,9 @@ class Pix2PixRun:
         steps_per_epoch = len(train_pairs) // global_batch
         if cfg.optim.steps_per_epoch:
             steps_per_epoch = min(steps_per_epoch, cfg.optim.steps_per_epoch)
-        store = DecodedPairs(train_pairs, cfg.data.load_size, cfg.data.max_pixels, cache=cfg.data.cache)
-        val_store = DecodedPairs(val_pairs, cfg.data.image_size, cfg.data.max_pixels, cache=True)
+        nearest = label_inputs(cfg)
+        store = DecodedPairs(train_pairs, cfg.data.load_size, cfg.data.max_pixels, cache=cfg.data.cache, nearest_inputs=nearest)
+        val_store = DecodedPairs(val_pairs, cfg.data.image_size, cfg.data.max_pixels, cache=True, nearest_inputs=nearest)
         self.val_ds = eval_dataset(val_pairs, cfg, batch_size=min(8, len(val_pairs)), store=val_store)
         fixed_ds = eval_dataset(val_pairs[: cfg.runtime.sample_count], cfg, batch_size=cfg.runtime.sample_count, store=val_store)
         self.fixed_inputs, self.fixed_targets = next(iter(fixed_ds))
