@@ -62,7 +62,7 @@ def runs(tmp_path_factory, trained_run, settings):
 
 
 def _export(run_dir, base, **kwargs):
-    from reface_tf.train.checkpoints import load_generator
+    from reface_tf.tasks.pix2pix.task import load_generator
 
     generator, cfg, ckpt = load_generator(run_dir)
     return export_saved_model(generator, cfg, base, checkpoint=ckpt, **kwargs)
@@ -158,7 +158,7 @@ def test_an_export_written_before_these_keys_still_loads(exports, tmp_path):
 
 
 def test_a_malformed_alignment_in_an_export_is_one_line(exports, tmp_path, capsys):
-    from reface_tf.serve.cli import predict_main
+    from reface_tf.commands.predict import predict_main
 
     broken = tmp_path / "broken" / "1"
     shutil.copytree(exports[0], broken)
@@ -198,7 +198,7 @@ def predict_env(monkeypatch, tmp_path, fake_model):
 
 
 def _predict(photos, *argv):
-    from reface_tf.serve.cli import predict_main
+    from reface_tf.commands.predict import predict_main
 
     return run_cli(predict_main, [str(photos), "--out", str(photos.parent / "out"), *map(str, argv)])
 
