@@ -29,7 +29,7 @@ from reface_tf.errors import DataError
 from reface_tf.faces.alignment_settings import record_run_alignment
 from reface_tf.losses import adversarial, build_generator_terms
 from reface_tf.losses.terms import LossContext
-from reface_tf.metrics import SIGNED_UNIT_RANGE, batch_metrics
+from reface_tf.metrics import SIGNED_UNIT_RANGE, get_metric
 from reface_tf.models import discriminator_from_config, generator_from_config, inference_training_flag
 from reface_tf.tasks.pix2pix.floors import FloorWatch, Floors, compute_floors, load_floors, mean_target, save_floors
 from reface_tf.train.monitor import TensorBoard, sample_grid
@@ -87,13 +87,19 @@ def augmentation(cfg: Config):
     return build_paired_augmentation(AugmentConfig())
 
 
+# Validation metrics by their registry names (reface_tf.metrics.registry): logged as val_<name>, ranked by tune.py.
+VALIDATION_METRICS = ("l1", "psnr", "ssim")
+
+
 def validation_metrics(generator: keras.Model, dataset: tf.data.Dataset, training_flag: bool) -> dict[str, float]:
     """Mean per-image L1, PSNR and SSIM (float64, data range 2) of G(input) against the target."""
+    metrics = [get_metric(name) for name in VALIDATION_METRICS]
     rows: dict[str, list[float]] = defaultdict(list)
     for inputs, targets in dataset:
-        outputs = generator(inputs, training=training_flag).numpy()
-        for key, values in batch_metrics(outputs.astype(np.float64), targets.numpy().astype(np.float64), SIGNED_UNIT_RANGE).items():
-            rows[key].extend(values)
+        outputs = generator(inputs, training=training_flag).numpy().astype(np.float64)
+        for out, tgt in zip(outputs, targets.numpy().astype(np.float64)):
+            for metric in metrics:
+                rows[metric.name].append(metric.fn(out, tgt, SIGNED_UNIT_RANGE))
     return {f"val_{k}": float(np.mean(v)) for k, v in rows.items()}
 
 
