@@ -19,7 +19,8 @@ ROOT = Path(reface_tf.__file__).resolve().parent
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "config", "registry", "cli"),
     ("data", "faces", "synth"),
-    ("samples", "metrics"),  # samples builds the demo data from data/faces/synth; metrics crops faces with faces.align
+    ("samples", "metrics", "provenance"),  # samples builds the demo data from data/faces/synth; metrics crops faces with
+    # faces.align; provenance fingerprints a split with data.pairs
     ("models", "losses"),
     ("train",),
     ("serve",),

@@ -69,7 +69,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tiny_config,
     cfg = tiny_config(optim={"epochs": 2}, runtime={"checkpoint_every": 1})
     train(cfg.replace(optim={"epochs": 1}))
     ckpt_before = sorted(p.name for p in (Path(cfg.runtime.run_dir) / "checkpoints").iterdir())
-    poisoned = LossTerm("poison", 1.0, lambda i, o, t: tf.fill([tf.shape(o)[0]], float("nan")))
+    poisoned = LossTerm("poison", 1.0, lambda ctx: tf.fill([tf.shape(ctx.fake)[0]], float("nan")))
     monkeypatch.setattr("reface_tf.tasks.pix2pix.task.build_generator_terms", lambda c: [poisoned])
     with pytest.raises(TrainingDiverged, match=r"loss \w+ is nan at epoch 2, step 4; .*ckpt-3 is kept|ckpt-3\) is kept"):
         train(cfg)
