@@ -21,7 +21,7 @@ from typing import Any
 import tensorflow as tf
 import yaml
 
-from reface_tf.config import Config, collapse_warning, load_yaml, resume_conflict, save_yaml
+from reface_tf.config import Config, load_yaml, resume_conflict, save_yaml
 from reface_tf.errors import ConfigError, TrainingDiverged
 from reface_tf.train import runtime
 from reface_tf.train.checkpoints import (CHECKPOINT_DIR, TrainState, copy_matching_weights, counter, make_manager,
@@ -103,8 +103,6 @@ def train(cfg: Config, task: Task) -> TrainResult:
     _check_resume(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     strategy = runtime.setup(cfg)
-    if cfg.runtime.strategy != "default" and (warning := collapse_warning(cfg, strategy.num_replicas_in_sync)):
-        log.warning(warning)
     tb = TensorBoard(run_dir / "tb")
     run = task.start(cfg, run_dir, tb)
     data = run.data

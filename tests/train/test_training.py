@@ -178,3 +178,14 @@ def test_a_run_that_failed_before_its_first_checkpoint_can_be_retried_with_other
     (tmp_path / "other" / "notes.txt").write_text("mine")
     third = run_train_cli("--data", str(synthetic_root), "--run-dir", str(tmp_path / "other"))
     assert third.returncode == 2 and "holds files that are not a run's (notes.txt)" in third.stderr
+
+
+@pytest.mark.slow
+def test_a_strategy_run_warns_of_the_collapsing_configuration_with_its_replica_count(tiny_config, caplog):
+    import logging
+
+    cfg = tiny_config(model={"norm": "batch"}, optim={"epochs": 1, "steps_per_epoch": 1, "batch_size": 2},
+                      runtime={"strategy": "mirrored"})
+    with caplog.at_level(logging.WARNING):
+        train(cfg)
+    assert "at a per-replica batch of 2 was measured to collapse" in caplog.text

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reface_tf.config import Config
+from reface_tf.config import Config, collapse_warning
 from reface_tf.data.pairs import Pair, read_splits, scan_dataset, split_dataset_root, split_pairs, write_splits
 from reface_tf.data.pipeline import DecodedPairs, eval_dataset, label_inputs, training_batches
 from reface_tf.errors import DataError
@@ -200,6 +200,10 @@ class Pix2PixRun:
         self.data = TaskData(steps_per_epoch, global_batch, batches)
 
     def build_optimizers(self, networks):
+        # Inside the strategy scope: the replica count is known (config validation warned for one replica).
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if self.cfg.runtime.strategy != "default" and (warning := collapse_warning(self.cfg, replicas)):
+            log.warning(warning)
         o = self.cfg.optim
         return {"g_optimizer": (make_optimizer(o.lr_g, self.cfg), o.lr_g),
                 "d_optimizer": (make_optimizer(o.lr_d, self.cfg), o.lr_d)}
