@@ -72,7 +72,7 @@ def test_floors(run_dir: Path) -> dict:
     from reface_tf.config import load_yaml
     from reface_tf.data.pairs import read_splits
     from reface_tf.data.pipeline import DecodedPairs
-    from reface_tf.train.floors import compute_floors, mean_target
+    from reface_tf.tasks.pix2pix.floors import compute_floors, mean_target
 
     cfg = load_yaml(run_dir / "config.yaml")
     splits = read_splits(run_dir)

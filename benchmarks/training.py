@@ -4,7 +4,7 @@ Each configuration runs in its own subprocess because the precision policy, the 
 ``TF_ENABLE_ONEDNN_OPTS`` are process-wide and fixed at TensorFlow's first op; the child's maximum RSS is
 then the peak memory of a training process.
 
-The worker builds exactly what ``reface_tf.train.loop.train`` builds (``runtime.setup``, ``DecodedPairs``,
+The worker builds exactly what ``reface_tf.tasks.train`` builds (``runtime.setup``, ``DecodedPairs``,
 ``train_dataset``, the models, the optimisers, ``make_train_step``) and times every step in two parts:
 waiting for the next batch from the tf.data iterator (input stall) and running the step until its losses
 are on the host (compute), as the loop does with ``float(v)``.
@@ -58,10 +58,10 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
 
     from reface_tf.data.pairs import scan_dataset
     from reface_tf.data.pipeline import DecodedPairs, training_batches
-    from reface_tf.losses import build_generator_terms
     from reface_tf.models import discriminator_from_config, generator_from_config
     from reface_tf.train import runtime
-    from reface_tf.train.step import make_optimizer, make_train_step
+    from reface_tf.tasks.pix2pix.task import make_train_step
+    from reface_tf.train.step import make_optimizer
 
     strategy = runtime.setup(cfg)
     pairs = scan_dataset(cfg.data.root, cfg.data).pairs
@@ -72,8 +72,7 @@ def _worker(args: argparse.Namespace, overrides: list[str]) -> dict:
         g_opt, d_opt = make_optimizer(cfg.optim.lr_g, cfg), make_optimizer(cfg.optim.lr_d, cfg)
         g_opt.build(generator.trainable_variables)
         d_opt.build(discriminator.trainable_variables)
-        terms = build_generator_terms(cfg)
-    step_fn = make_train_step(generator, discriminator, g_opt, d_opt, terms, cfg, strategy, global_batch)
+    step_fn = make_train_step(generator, discriminator, g_opt, d_opt, cfg, strategy, global_batch)
 
     steps_per_epoch = len(store) // global_batch
     epochs_needed = -(-(args.warmup + args.steps) // steps_per_epoch) + 1
