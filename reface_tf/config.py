@@ -144,14 +144,23 @@ SECTIONS: dict[str, type] = {"task": TaskConfig, "data": DataConfig, "model": Mo
 # For each task: the sections beyond COMMON_SECTIONS it reads, and a validator of those sections.
 TASK_SECTIONS: dict[str, tuple[str, ...]] = {"pix2pix": ("data", "model", "loss")}
 TASK_VALIDATORS: dict[str, Callable[["Config", bool], None]] = {}  # (cfg, check_paths); pix2pix's is set below
+# For each task: its own defaults of the common sections ({"optim": {"batch_size": 64}}); a DCGAN trains at batch
+# 64 and lr 2e-4 where Pix2Pix trains at batch 1. Applied wherever a config of that task starts from defaults.
+TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 def register_task(name: str, sections: dict[str, type] | tuple[str, ...],
-                  validator: Callable[["Config", bool], None] | None = None) -> None:
+                  validator: Callable[["Config", bool], None] | None = None,
+                  defaults: dict[str, dict[str, Any]] | None = None) -> None:
     """Declare a task's config: ``sections`` are new section dataclasses by name, or names of existing sections
     (``("data",)`` to reuse the paired-data section); ``validator(cfg, check_paths)`` raises a one-line
-    ConfigError for a bad value of those sections."""
+    ConfigError for a bad value of those sections; ``defaults`` overrides defaults of the common sections
+    (``optim``, ``runtime``) for this task."""
     names = tuple(sections)
+    for section in defaults or {}:
+        if section not in COMMON_SECTIONS[1:]:
+            raise ValueError(f"task {name!r}: defaults may override the common sections {COMMON_SECTIONS[1:]}, not {section!r}")
+    TASK_DEFAULTS[name] = {section: dict(values) for section, values in (defaults or {}).items()}
     if isinstance(sections, dict):
         for section, cls in sections.items():
             if section in SECTIONS and SECTIONS[section] is not cls:
@@ -186,6 +195,16 @@ class Config:
             setattr(self, name, sections.pop(name) if name in sections else cls())
         if sections:
             raise TypeError(f"unknown config sections: {', '.join(sections)}")
+
+    @classmethod
+    def for_task(cls, task: str) -> "Config":
+        """The defaults of ``task``: every section's, with the task's overrides of the common sections."""
+        cfg = cls()
+        cfg.task.name = task
+        for section, values in TASK_DEFAULTS.get(task, {}).items():
+            for key, value in values.items():
+                _set_field(cfg, section, key, value, source=f"task {task} defaults")
+        return cfg
 
     def __getattr__(self, name: str) -> Any:
         # A section registered after this config was made (a task module imported later): its defaults.
@@ -274,10 +293,17 @@ def _set_field(cfg: Config, section: str, key: str, value: Any, source: str) -> 
 RETIRED_KEYS = {("model", "output_channels"): 3}
 
 
+def task_in(data: Any) -> str:
+    """The task a config mapping names (``task: {name: ...}``), pix2pix if none."""
+    task = data.get("task") if isinstance(data, dict) else None
+    name = task.get("name") if isinstance(task, dict) else None
+    return name if isinstance(name, str) else "pix2pix"
+
+
 def from_dict(data: dict[str, Any], source: str = "config") -> Config:
-    cfg = Config()
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections ({', '.join(SECTIONS)})")
+    cfg = Config.for_task(task_in(data))  # keys the mapping leaves out take the task's defaults
     for section, values in data.items():
         if values is None:
             continue
@@ -325,6 +351,7 @@ def build_parser(description: str = "", task: str = "pix2pix") -> argparse.Argum
     parser = _ArgumentParser(description=description, argument_default=argparse.SUPPRESS,
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     names = sections_of(task)
+    defaults = Config.for_task(task)
     parser.add_argument("--config", help="YAML file with any of the sections " + ", ".join(names))
     for section in names:
         cls = SECTIONS[section]
@@ -333,7 +360,7 @@ def build_parser(description: str = "", task: str = "pix2pix") -> argparse.Argum
         for f in fields(cls):
             meta = f.metadata
             dest = f"{section}.{f.name}"
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            default = getattr(getattr(defaults, section), f.name)
             help_text = f"{meta.get('help', '')} (default: {default})"
             if "bool" in str(types[f.name]):
                 group.add_argument(flag_name(section, f.name), dest=dest, action=argparse.BooleanOptionalAction, help=help_text)
@@ -348,7 +375,8 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> tu
     Returns the config and the set of (section, key) the command line set explicitly.
     """
     given = vars(args)
-    cfg = base if base is not None else (load_yaml(given["config"]) if given.get("config") else Config())
+    cfg = base if base is not None else (load_yaml(given["config"]) if given.get("config")
+                                         else Config.for_task(given.get("task.name", "pix2pix")))
     explicit: set[tuple[str, str]] = set()
     for dest, value in given.items():
         if "." not in dest:
@@ -360,7 +388,8 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> tu
 
 
 def requested_task(argv: Sequence[str]) -> str:
-    """The task a command line asks for (``--task NAME``, else its ``--config`` file's, else pix2pix), read before
+    """The task a command line asks for (``--task NAME``, else its ``--config`` file's, else that of the run in
+    ``--run-dir``, else pix2pix), read before
     the full parser is built so that ``--help`` shows that task's options."""
     argv = list(argv)
     for i, arg in enumerate(argv):
@@ -368,17 +397,23 @@ def requested_task(argv: Sequence[str]) -> str:
             return argv[i + 1]
         if arg.startswith("--task="):
             return arg.split("=", 1)[1]
-    for i, arg in enumerate(argv):
-        path = argv[i + 1] if arg == "--config" and i + 1 < len(argv) else arg.split("=", 1)[1] if arg.startswith("--config=") else None
-        if path and Path(path).is_file():
-            try:
-                data = yaml.safe_load(Path(path).read_text()) or {}
-            except yaml.YAMLError:
-                return "pix2pix"  # load_yaml reports it properly
-            task = data.get("task") if isinstance(data, dict) else None
-            if isinstance(task, dict) and isinstance(task.get("name"), str):
-                return task["name"]
+    for flag, name in (("--config", None), ("--run-dir", "config.yaml")):
+        for i, arg in enumerate(argv):
+            path = argv[i + 1] if arg == flag and i + 1 < len(argv) else arg.split("=", 1)[1] if arg.startswith(f"{flag}=") else None
+            if path:
+                path = Path(path) / name if name else Path(path)
+                if name is None or path.is_file():  # a resumed run's saved config names its task
+                    return yaml_task(path)
     return "pix2pix"
+
+
+def yaml_task(path: str | os.PathLike) -> str:
+    """The task a YAML config file names, pix2pix if none or unreadable (load_yaml reports a bad file properly);
+    read first so that the task's config sections can be declared before the file is parsed."""
+    try:
+        return task_in(yaml.safe_load(Path(path).read_text()) or {})
+    except (OSError, yaml.YAMLError):
+        return "pix2pix"
 
 
 def load_config(argv: Sequence[str] | None = None) -> Config:

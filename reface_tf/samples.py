@@ -555,6 +555,37 @@ def ensure_demo(variant: str = "procedure", root: str | os.PathLike | None = Non
     return root
 
 
+def demo_faces(root: str | os.PathLike | None = None) -> str:
+    """The demo's real faces alone, for generators trained from noise: the aligned photos (A/) of the procedure
+    demo with its groups.csv (so held-out faces are other people or other video blocks), copied once into
+    ``cache_dir()/demo/faces``. The SIMULATED B/ images are not included."""
+    root = Path(root) if root is not None else cache_dir() / "demo" / "faces"
+    if _complete_marker(root).is_file():
+        return str(root)
+    source = ensure_demo("procedure")
+    staging = root.parent / f".{root.name}.building-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        photos = sorted((source / "A").glob("*.png"))
+        for photo in photos:
+            shutil.copyfile(photo, staging / photo.name)
+        shutil.copyfile(source / "groups.csv", staging / "groups.csv")
+        licences = source.joinpath("README.md").read_text(encoding="utf-8").split("## Sources and licences", 1)[-1]
+        (staging / "README.md").write_text(
+            f"# ReFace-TF demo faces (builder v{DEMO_VERSION})\n\n{len(photos)} aligned real photos "
+            f"({DEMO_SIZE}x{DEMO_SIZE} PNG), the A/ images of the procedure demo; groups.csv keeps each person "
+            "(and each block of video frames) on one side of a split. Few images, most of them video frames of one "
+            "woman: enough to run every command, not to learn faces.\n\n## Sources and licences\n" + licences,
+            encoding="utf-8")
+        _complete_marker(staging).write_text(f"{len(photos)}\n", encoding="utf-8")
+        _replace_folder(staging, root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return str(root)
+
+
 def default_dataset(offline_ok: bool = True) -> str:
     """The dataset used when ``--data`` is not given: the procedure demo (built once, cached); if it cannot be
     built and ``offline_ok``, synthetic cartoon pairs instead."""

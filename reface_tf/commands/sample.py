@@ -14,6 +14,7 @@ from reface_tf.errors import ConfigError, ModelError
 EXAMPLES = """examples:
   python sample.py --model export/faces/1 --seeds 0-15 --out samples/        # 16 images + grid.png
   python sample.py --model export/faces --seeds 3,7,42                          # the newest version
+  python sample.py --model export/faces --interpolate 3 7 --steps 10 --out strip.png   # from seed 3's face to 7's
 The same seed always gives the same image (the latent is drawn from the seed inside the model).
 """
 
@@ -56,6 +57,10 @@ def sample_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0-15", help="seeds: ranges and lists, e.g. 0-15 or 3,7,42")
     parser.add_argument("--out", default="samples", help="output folder: seed<N>.png per seed and grid.png")
     parser.add_argument("--batch-size", type=int, default=16, help="seeds per call of the model")
+    parser.add_argument("--interpolate", nargs=2, type=int, metavar=("SEED_A", "SEED_B"),
+                        help="write one strip along the straight line between two seeds' latents instead (needs an "
+                             "export with latent and generate_from_latent signatures); --out is then the PNG file")
+    parser.add_argument("--steps", type=int, default=8, help="--interpolate: faces in the strip")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     seeds = parse_seeds(args.seeds)
@@ -66,20 +71,36 @@ def sample_main(argv: Sequence[str] | None = None) -> int:
 
     version = resolve_version_dir(args.model)
     meta, _ = read_meta(version)
-    if "sample" not in meta.get("signatures", []):
-        raise ConfigError(f"--model {version}: this export (task {meta.get('task', 'pix2pix')}) has no sample signature; "
-                          "it translates images: use predict.py")
+    signatures = meta.get("signatures", [])
+    name = next((s for s in ("generate", "sample") if s in signatures), None)
+    if name is None:
+        raise ConfigError(f"--model {version}: this export (task {meta.get('task', 'pix2pix')}) has no generate or sample "
+                          "signature; it translates images: use predict.py")
+    if args.interpolate and not {"latent", "generate_from_latent"} <= set(signatures):
+        raise ConfigError(f"--interpolate: the export {version} has no latent / generate_from_latent signatures; "
+                          "re-export the run with this version's export.py")
+    if args.steps < 2:
+        raise ConfigError(f"--steps {args.steps}: an interpolation needs at least 2 faces")
     import numpy as np
     import tensorflow as tf
 
     from reface_tf.data.images import save_png_atomic
 
-    sample = tf.saved_model.load(str(version)).signatures["sample"]
+    model = tf.saved_model.load(str(version))
+    if args.interpolate:
+        z = model.signatures["latent"](seeds=tf.constant(args.interpolate, tf.int64))["z"].numpy()
+        t = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
+        strip = model.signatures["generate_from_latent"](z=tf.constant((1 - t) * z[0] + t * z[1]))["images"].numpy()
+        out = Path(args.out) if Path(args.out).suffix.lower() == ".png" else Path(args.out) / "interpolation.png"
+        save_png_atomic(out, np.concatenate(list(strip), axis=1))
+        print(f"{args.steps} faces from seed {args.interpolate[0]} to seed {args.interpolate[1]} in {out}", file=sys.stdout)
+        return 0
+    sample = model.signatures[name]
     images = []
     for i in range(0, len(seeds), args.batch_size):
         out = sample(seeds=tf.constant(seeds[i:i + args.batch_size], tf.int64))["images"].numpy()
         if out.dtype != np.uint8:
-            raise ModelError(f"--model {version}: its sample signature returned {out.dtype}, not uint8 images")
+            raise ModelError(f"--model {version}: its {name} signature returned {out.dtype}, not uint8 images")
         images.extend(out)
     out_dir = Path(args.out)
     for seed, image in zip(seeds, images):

@@ -118,7 +118,7 @@ def test_versions_are_numbered_and_never_overwritten(trained_run, tmp_path, caps
     from reface_tf.commands.sample import sample_main
     from reface_tf.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"this export \(task pix2pix\) has no sample signature; it translates images: "
+    with pytest.raises(ConfigError, match=r"this export \(task pix2pix\) has no generate or sample signature; it translates images: "
                                           r"use predict.py"):
         sample_main(["--model", str(base / "2")])
     out = capsys.readouterr().out
