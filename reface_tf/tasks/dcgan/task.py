@@ -221,7 +221,7 @@ class DCGANRun:
             return ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
 
         self.data = TaskData(steps, batch, batches)
-        self.sampler = None
+        self.sampler, self._sampler_fresh = None, False
 
     def build_optimizers(self, networks):
         o = self.cfg.optim
@@ -233,12 +233,16 @@ class DCGANRun:
                                   Phase("g_total", "g_optimizer", ("generator",))),
                           dcgan_losses(networks["generator"], networks["discriminator"], self.cfg))]
 
-    def _sampler(self, networks) -> keras.Model:
-        self.sampler = sampler_of(networks["generator_ema"], self.cfg)
+    def _sampler(self, networks, reuse: bool = False) -> keras.Model:
+        """The EMA generator with standing statistics; ``reuse`` takes the one validation made just before
+        (the end-of-epoch preview follows validation with the same weights)."""
+        if not (reuse and self._sampler_fresh):
+            self.sampler = sampler_of(networks["generator_ema"], self.cfg)
+        self._sampler_fresh = False
         return self.sampler
 
     def preview(self, networks) -> np.ndarray:
-        images = generate(self._sampler(networks), range(self.cfg.dcgan.grid_seeds), self.cfg.dcgan.latent_dim)
+        images = generate(self._sampler(networks, reuse=True), range(self.cfg.dcgan.grid_seeds), self.cfg.dcgan.latent_dim)
         return tile(images, int(np.ceil(np.sqrt(len(images)))))
 
     def validate(self, networks) -> dict[str, float]:
@@ -248,6 +252,7 @@ class DCGANRun:
         from reface_tf.tasks.dcgan.scores import validation_kid
 
         samples = generate(self._sampler(networks), range(d.metric_samples), d.latent_dim)
+        self._sampler_fresh = True
         return validation_kid(samples, self.held_out, d.metric_embedder, self)
 
     def end_epoch(self, epoch: int, val: dict[str, float], history: list[dict]):
