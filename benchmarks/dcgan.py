@@ -97,12 +97,12 @@ def reface_step(size: int, batch: int, diffaugment: bool):
     group = StepGroup("gan", (Phase("d_total", "d_optimizer", ("discriminator",)), Phase("g_total", "g_optimizer", ("generator",))),
                       dcgan_losses(networks["generator"], networks["discriminator"], cfg))
     step = make_group_step(group, networks, opts, cfg, strategy, batch)
-    ema = make_ema_update({"generator_ema": EMA("generator", 0.999)}, networks)
+    ema = make_ema_update({"generator_ema": EMA("generator", 0.999, warmup=True)}, networks)
     count = tf.constant(0, tf.int64)
 
     def run(batch_):
         out = step(batch_, count)
-        ema()
+        ema(count)
         return out
 
     return run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Sequence
 
 from reface_tf.cli import ArgumentParser
@@ -15,6 +16,8 @@ EXAMPLES = """examples:
   python evaluate.py --run-dir runs/reface                     # latest checkpoint, the run's test split
   python evaluate.py --run-dir runs/reface --checkpoint 4500 --data data/other_pairs
   python evaluate.py --model export/reface/1 --data data/pairs --out eval/reface-1
+  python evaluate.py --run-dir runs/dcgan --samples 1000          # a generator: KID / FD vs held-out faces
+  python evaluate.py --model export/dcgan/1 --data faces/ --inception-weights inception_v3_notop.weights.h5
 """
 
 
@@ -31,6 +34,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8, help="images per generator call")
     parser.add_argument("--no-identity", action="store_true", help="skip the identity similarity (no model download)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    gen = parser.add_argument_group("generators drawn from seeds (dcgan)")
+    gen.add_argument("--samples", type=int, default=1000, help="generated faces (seeds 0..N-1), at most the number of "
+                     "training images, which the real-vs-real floor uses as many of")
+    gen.add_argument("--embedders", default=None, help="comma-separated: facenet, sface, and inception with "
+                     "--inception-weights (default: all available)")
+    gen.add_argument("--inception-weights", default=None, help="weights file of keras.applications.InceptionV3("
+                     "include_top=False, pooling='avg') for fd_inception / kid_inception (not downloaded)")
+    gen.add_argument("--kid-subsets", type=int, default=100, help="KID subsets")
+    gen.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (capped at the set sizes)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     if args.checkpoint is not None and args.model:
@@ -40,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from reface_tf.cli import setup_logging
 
     setup_logging(args.verbose)
+    if _draws_from_seeds(args):
+        return _evaluate_generator(args)
     from reface_tf.eval.evaluate import default_out_dir, evaluate, evaluation_pairs
     from reface_tf.eval.report import write_evaluation
     from reface_tf.serve.source import source_from_export
@@ -56,3 +70,64 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"identity {ident} (baseline output=input: PSNR {s['baseline_psnr']:.2f} dB, SSIM {s['baseline_ssim']:.4f}); "
           f"report: {out}/report.html")
     return 0
+
+
+def _draws_from_seeds(args) -> bool:
+    """Whether the run or export is a generator sampled from seeds rather than an image translation."""
+    if args.run_dir:
+        from reface_tf.tasks import get_task, run_config
+
+        return hasattr(get_task(run_config(args.run_dir).task.name), "seed_source")
+    from reface_tf.serve.export import read_meta, resolve_version_dir
+
+    meta, _ = read_meta(resolve_version_dir(args.model))
+    return bool({"generate", "sample"} & set(meta.get("signatures", [])))
+
+
+def _evaluate_generator(args) -> int:
+    from reface_tf.eval.generative import evaluate_generator, summary_line, write_generator_report
+
+    if args.samples < 2 or args.kid_subsets < 1 or args.kid_subset_size < 2:
+        raise ConfigError("--samples and --kid-subset-size must be at least 2, --kid-subsets at least 1")
+    from reface_tf.metrics.embeddings import available_embedders
+
+    known = available_embedders(args.inception_weights)
+    names = [n.strip() for n in (args.embedders or ",".join(known)).split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        hint = " (inception needs --inception-weights PATH)" if unknown[0] == "inception" else ""
+        raise ConfigError(f"--embedders: {unknown[0]!r} is not available{hint}; choose from {', '.join(known)}")
+    if args.run_dir:
+        from reface_tf.tasks import get_task, run_config
+
+        task = get_task(run_config(args.run_dir).task.name)
+        source = task.seed_source(args.run_dir, args.checkpoint)
+        held_out, training = task.real_faces(args.run_dir)
+        if args.data:
+            held_out = _faces_of(args.data, source.resolution)
+        out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / source.checkpoint
+    else:
+        from reface_tf.serve.source import seed_source_from_export
+
+        if not args.data:
+            raise ConfigError("--data: evaluating an exported generator needs a folder of real faces to compare with")
+        source = seed_source_from_export(args.model)
+        held_out, training = _faces_of(args.data, source.resolution), None
+        out = Path(args.out) if args.out else Path("eval") / source.checkpoint
+    report, generated = evaluate_generator(source, held_out, training, names, args.samples, args.inception_weights,
+                                           args.kid_subsets, args.kid_subset_size, progress=not args.no_progress)
+    write_generator_report(report, generated, training, out)
+    print(f"{summary_line(report)}; report: {out}/report.md")
+    return 0
+
+
+def _faces_of(folder: str, size: int):
+    from reface_tf.data.image_folder import decode_faces, find_images
+
+    paths, _ = find_images(Path(folder)) if Path(folder).is_dir() else ([], [])
+    if not paths:
+        raise ConfigError(f"--data {folder}: no face images found; pass a folder of images")
+    images, _, skipped = decode_faces(paths, size)
+    if skipped:
+        log.warning("--data: %d image(s) skipped (first: %s: %s)", len(skipped), *skipped[0])
+    return images

@@ -64,3 +64,41 @@ def source_from_export(path: str | os.PathLike) -> ModelSource:
     run_dir = Path(ckpt).parents[1] if ckpt else None
     return ModelSource(model.translate_uint8, model.config, f"{model.path.parent.name}-{model.path.name}",
                        str(model.path), run_dir if run_dir and (run_dir / "splits.json").is_file() else None)
+
+
+Generate = Callable[[np.ndarray], np.ndarray]  # int64 seeds [N] -> uint8 [N, S, S, 3]
+
+
+@dataclass
+class SeedSource:
+    """A trained generator that draws one image per seed (DCGAN, StyleGAN2), and where it came from."""
+
+    generate: Generate
+    resolution: int
+    checkpoint: str   # a short name: "ckpt-300" or "dcgan-1"
+    description: str  # full path of the checkpoint or SavedModel
+    task: str
+    run_dir: Path | None = None
+
+
+def seed_source_from_export(path: str | os.PathLike) -> SeedSource:
+    """An export with a ``generate`` (or ``sample``) signature: seeds -> uint8 images."""
+    from reface_tf.errors import ModelError
+    from reface_tf.serve.export import read_meta, resolve_version_dir
+
+    version = resolve_version_dir(path)
+    meta, _ = read_meta(version)
+    name = next((s for s in ("generate", "sample") if s in meta.get("signatures", [])), None)
+    if name is None:
+        raise ModelError(f"--model {version}: this export (task {meta.get('task', 'pix2pix')}) draws no images from seeds")
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(version)).signatures[name]
+
+    def generate(seeds: np.ndarray, batch: int = 64) -> np.ndarray:
+        seeds = np.asarray(seeds, np.int64)
+        parts = [signature(seeds=tf.constant(seeds[i:i + batch]))["images"].numpy() for i in range(0, len(seeds), batch)]
+        return np.concatenate(parts) if parts else np.zeros((0, meta["resolution"], meta["resolution"], 3), np.uint8)
+
+    return SeedSource(generate, int(meta.get("resolution") or 0), f"{version.parent.name}-{version.name}", str(version),
+                      str(meta.get("task")))

@@ -150,7 +150,7 @@ def train(cfg: Config, task: Task) -> TrainResult:
             if done % group.every == 0:
                 logs.update(step_fn(batch, count))
         if ema_update is not None:
-            ema_update()
+            ema_update(count)
         return {k: float(v) for k, v in logs.items()}
 
     # A resumed epoch may have trained more batches than a lowered --steps-per-epoch now allows: it is complete.

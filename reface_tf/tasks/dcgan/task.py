@@ -187,7 +187,7 @@ class DCGANRun:
         steps = len(self.images) // batch
         if cfg.optim.steps_per_epoch:
             steps = min(steps, cfg.optim.steps_per_epoch)
-        self.ema = {"generator_ema": EMA("generator", d.ema_decay)}
+        self.ema = {"generator_ema": EMA("generator", d.ema_decay, warmup=True)}
         self.embedder = None
         images, latent, flip = self.images, d.latent_dim, f.flip
 
@@ -273,6 +273,28 @@ class DCGANTask:
 
     def start(self, cfg: Config, run_dir: Path, tb) -> DCGANRun:
         return DCGANRun(cfg, run_dir, tb)
+
+    def seed_source(self, run_dir: str | os.PathLike, checkpoint: int | None = None):
+        """The run's EMA generator (standing statistics) as a ``reface_tf.serve.source.SeedSource``."""
+        from reface_tf.serve.source import SeedSource
+        from reface_tf.tasks import load_run
+
+        loaded = load_run(run_dir, checkpoint, names=("generator_ema",))
+        cfg = loaded.cfg
+        sampler = sampler_of(loaded.networks["generator_ema"], cfg)
+        return SeedSource(lambda seeds: generate(sampler, seeds, cfg.dcgan.latent_dim), cfg.faces.image_size,
+                          Path(loaded.checkpoint).name, loaded.checkpoint, NAME, Path(run_dir))
+
+    def real_faces(self, run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+        """(held-out, training) faces of a run's split, decoded as training decodes them."""
+        from reface_tf.tasks import run_config
+
+        cfg = run_config(run_dir)
+        faces = splits_for_run(cfg, Path(run_dir))
+        celeba = faces.layout == "celeba"
+        held_out, _, _ = decode_faces(faces.held_out, cfg.faces.image_size, celeba, cfg.faces.max_pixels)
+        train, _, _ = decode_faces(faces.train, cfg.faces.image_size, celeba, cfg.faces.max_pixels)
+        return held_out, train
 
     def export(self, run_dir: str | os.PathLike, checkpoint: int | None, base: str | os.PathLike,
                precision: str = "fp32", tflite: bool = False, onnx: bool = False) -> tuple[Path, str]:
