@@ -19,6 +19,10 @@ its interpolation.
   pytorch-fid, torch-fidelity and clean-fid use, so Inception FD/KID values from here are comparable between
   runs of this project only, not with published FID/KID tables.
 
+KID's kernel ``(x·y / d + 1)³`` makes its scale depend on the features: for unit embeddings ``x·y / d`` is at
+most ``1 / d``, so KID is roughly ``3 / d`` times the squared distance of the two sets' mean embeddings, small
+numbers (1e-5 to 1e-2 on the demo faces). Compare values of one embedder only.
+
 :func:`distribution_report` embeds a generated and a real set with each embedder and reports ``fd_<name>``
 (:func:`reface_tf.metrics.distribution.frechet_distance`; None with the reason under ``notes`` when a set has
 fewer than 2 x dim images), ``kid_<name>`` and ``kid_<name>_std``
