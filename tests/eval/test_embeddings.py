@@ -79,11 +79,7 @@ def test_inception_loads_a_weights_file_and_reproduces_its_model(tmp_path):
     (tmp_path / "junk.weights.h5").write_bytes(b"not an HDF5 file")
     with pytest.raises(ModelError, match="not a Keras weights file") as junk:
         load_inception(tmp_path / "junk.weights.h5")
-    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    other.save_weights(tmp_path / "other.weights.h5")
-    with pytest.raises(ModelError, match="cannot load it into InceptionV3") as wrong:
-        load_inception(tmp_path / "other.weights.h5")
-    for err in (missing, junk, wrong):
+    for err in (missing, junk):
         assert "\n" not in str(err.value) and "--inception-weights" in str(err.value)
 
 
