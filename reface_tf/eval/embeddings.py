@@ -225,7 +225,8 @@ def distribution_report(generated, real, embedders: Sequence[Embedder], training
 
     Images are uint8 RGB ``[N, H, W, 3]``. The result holds only JSON types: ``fd_<name>`` (None when
     omitted, the reason under ``notes["fd_<name>"]``), ``kid_<name>``, ``kid_<name>_std``, the counts, the
-    full :class:`FrechetResult` / :class:`KIDResult` fields under ``details[<name>]``, the embedding time, and
+    full :class:`FrechetResult` / :class:`KIDResult` fields under ``details[<name>]``, the embedding time
+    (``embedders[<name>]["seconds_per_image"]``, wall clock, including a first call's tracing), and
     ``memorisation[<name>]``: each generated image's nearest training image (index, cosine distance) and the
     ``closest`` pairs, closest first.
     """
