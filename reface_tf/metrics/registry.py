@@ -2,8 +2,9 @@
 
 ``METRICS`` is the one list. Evaluation (:mod:`reface_tf.eval.evaluate`) measures each registered metric it has
 the inputs for, and tuning (:mod:`reface_tf.tune`) ranks a grid by those that training's validation logs as
-``val_<name>`` (the ones that need only the output and the target). Importing this module does not import
-TensorFlow.
+``val_<name>`` (the ones that need only the output and the target). The ``fd_*`` and ``kid_*`` metrics compare
+a set of generated images with a set of real ones through an embedding network (see
+:func:`reface_tf.eval.embeddings.distribution_report`). Importing this module does not import TensorFlow.
 
 Example::
 
@@ -28,7 +29,9 @@ class Metric:
     """A named per-pair metric.
 
     ``needs`` names what it is computed from: ``"output"``, ``"target"``, ``"input"``, ``"region"`` (an HxW mask
-    of the face region) and ``"identity_model"`` (:class:`reface_tf.metrics.identity.IdentityModel`). ``fn`` takes
+    of the face region) and ``"identity_model"`` (:class:`reface_tf.metrics.identity.IdentityModel`); a
+    distribution metric needs ``"generated"`` and ``"real"`` (sets of images, not pairs) and an ``"embedder"``,
+    so no per-pair selection such as ``metric_names(("output", "target"))`` picks it up. ``fn`` takes
     the images in the order of ``needs`` and an optional ``data_range``; it is None for a metric measured
     together with others by a dedicated function (named in ``description``).
     """
@@ -91,7 +94,20 @@ for _metric in (
            "scores 1 by definition (reface_tf.metrics.identity.pair_identity)"),
 ):
     register(_metric)
-del _metric
+
+# Set-against-set metrics on embeddings (reface_tf.metrics.distribution), one pair per embedder of
+# reface_tf.eval.embeddings; lower is better for both.
+SETS = ("generated", "real", "embedder")
+for _embedder, _what in (("facenet", "FaceNet 512-d identity embeddings"), ("sface", "SFace 128-d identity embeddings"),
+                         ("inception", "Keras InceptionV3 2048-d pool features (--inception-weights)")):
+    register(Metric(f"fd_{_embedder}", False, SETS,
+                    f"Fréchet distance of {_what}, generated vs real; omitted below 2 x dim samples per set "
+                    "(reface_tf.eval.embeddings.distribution_report via reface_tf.metrics.distribution.frechet_distance)"))
+    register(Metric(f"kid_{_embedder}", False, SETS,
+                    f"KID (unbiased MMD², cubic polynomial kernel, mean ± std over subsets) of {_what}, generated vs "
+                    "real (reface_tf.eval.embeddings.distribution_report via "
+                    "reface_tf.metrics.distribution.kernel_inception_distance)"))
+del _metric, _embedder, _what
 
 
 def get_metric(name: str) -> Metric:

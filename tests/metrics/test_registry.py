@@ -15,10 +15,11 @@ def rand_uint8(shape, seed):
 
 
 def test_the_registered_metrics_and_their_directions():
+    distribution = ("fd_facenet", "kid_facenet", "fd_sface", "kid_sface", "fd_inception", "kid_inception")
     assert metric_names() == ("psnr", "ssim", "l1", "face_psnr", "face_ssim", "face_l1", "identity_cosine",
-                              "identity_cosine_input")
+                              "identity_cosine_input", *distribution)
     better = {name: get_metric(name).higher_is_better for name in metric_names()}
-    assert [n for n, up in better.items() if not up] == ["l1", "face_l1"]
+    assert [n for n, up in better.items() if not up] == ["l1", "face_l1", *distribution]
     assert get_metric("ssim").arrow == "↑" and get_metric("l1").arrow == "↓"
     assert get_metric("face_ssim").needs == ("output", "target", "region")
     assert get_metric("identity_cosine").needs == ("output", "target", "identity_model")
@@ -47,6 +48,11 @@ def test_what_can_be_computed_from_given_inputs():
     mask = np.zeros((32, 32), bool)
     mask[8:24, 8:24] = True
     assert tuple(face_region_scores(a, b, mask)) == region
+    per_pair = metric_names(("output", "target", "input", "region", "identity_model"))
+    assert not any(n.startswith(("fd_", "kid_")) for n in per_pair)  # sets of images, not pairs
+    assert metric_names(("generated", "real", "embedder"))[:2] == ("fd_facenet", "kid_facenet")
+    assert all(get_metric(n).fn is None and "distribution_report" in get_metric(n).description
+               for n in metric_names(("generated", "real", "embedder")))
 
 
 def test_functions_give_the_numbers_of_the_image_metrics():
