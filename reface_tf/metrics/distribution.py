@@ -2,7 +2,7 @@
 
 These compare two *sets* of feature vectors (e.g. embeddings of generated and of real faces), not pairs. They
 are pure numpy, float64 throughout, and know nothing of the network that made the features
-(:mod:`reface_tf.eval.embeddings` makes them).
+(:mod:`reface_tf.metrics.embeddings` makes them).
 
 * :func:`frechet_distance` fits a Gaussian to each set (mean, covariance with ``ddof=1``) and returns
   ``||m_a - m_b||² + Tr(S_a + S_b - 2 (S_a^½ S_b S_a^½)^½)``. The trace term is computed from symmetric

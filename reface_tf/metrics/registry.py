@@ -4,7 +4,7 @@
 the inputs for, and tuning (:mod:`reface_tf.tune`) ranks a grid by those that training's validation logs as
 ``val_<name>`` (the ones that need only the output and the target). The ``fd_*`` and ``kid_*`` metrics compare
 a set of generated images with a set of real ones through an embedding network (see
-:func:`reface_tf.eval.embeddings.distribution_report`). Importing this module does not import TensorFlow.
+:func:`reface_tf.metrics.embeddings.distribution_report`). Importing this module does not import TensorFlow.
 
 Example::
 
@@ -96,16 +96,16 @@ for _metric in (
     register(_metric)
 
 # Set-against-set metrics on embeddings (reface_tf.metrics.distribution), one pair per embedder of
-# reface_tf.eval.embeddings; lower is better for both.
+# reface_tf.metrics.embeddings; lower is better for both.
 SETS = ("generated", "real", "embedder")
 for _embedder, _what in (("facenet", "FaceNet 512-d identity embeddings"), ("sface", "SFace 128-d identity embeddings"),
                          ("inception", "Keras InceptionV3 2048-d pool features (--inception-weights)")):
     register(Metric(f"fd_{_embedder}", False, SETS,
                     f"Fréchet distance of {_what}, generated vs real; omitted below 2 x dim samples per set "
-                    "(reface_tf.eval.embeddings.distribution_report via reface_tf.metrics.distribution.frechet_distance)"))
+                    "(reface_tf.metrics.embeddings.distribution_report via reface_tf.metrics.distribution.frechet_distance)"))
     register(Metric(f"kid_{_embedder}", False, SETS,
                     f"KID (unbiased MMD², cubic polynomial kernel, mean ± std over subsets) of {_what}, generated vs "
-                    "real (reface_tf.eval.embeddings.distribution_report via "
+                    "real (reface_tf.metrics.embeddings.distribution_report via "
                     "reface_tf.metrics.distribution.kernel_inception_distance)"))
 del _metric, _embedder, _what
 

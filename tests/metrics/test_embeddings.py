@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reface_tf.errors import ConfigError, ModelError, RefaceError
-from reface_tf.eval.embeddings import (INCEPTION_SIZE, available_embedders, distribution_report, get_embedder,
+from reface_tf.metrics.embeddings import (INCEPTION_SIZE, available_embedders, distribution_report, get_embedder,
                                        inception_embedder, load_inception, resize_images, save_closest_pairs)
 
 FACES = 16

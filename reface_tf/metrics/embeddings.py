@@ -6,7 +6,7 @@ Generated and real images go through the same code, and every resize in it is
 its interpolation.
 
 * ``facenet`` (512-d, L2-normalised): the pinned FaceNet graph of the identity loss
-  (:mod:`reface_tf.losses.identity`) with exactly its input: the central ``CENTRAL_FRACTION`` of the image,
+  (:mod:`reface_tf.faces.facenet`) with exactly its input: the central ``CENTRAL_FRACTION`` of the image,
   resized to 160x160, fixed standardisation.
 * ``sface`` (128-d, L2-normalised): the SFace recogniser of :mod:`reface_tf.metrics.identity`, given the
   *whole* image resized to 112x112. The images compared here are already aligned faces (the dataset's
@@ -57,8 +57,8 @@ import numpy as np
 import tensorflow as tf
 
 from reface_tf.errors import ConfigError, ModelError, RefaceError
-from reface_tf.losses.identity import load_embedder as load_facenet_graph
-from reface_tf.losses.identity import make_embedding_fn, resolve_identity_model
+from reface_tf.faces.facenet import load_embedder as load_facenet_graph
+from reface_tf.faces.facenet import make_embedding_fn, resolve_identity_model
 from reface_tf.metrics.distribution import (ClosePair, closest_pairs, frechet_distance, kernel_inception_distance,
                                             nearest_neighbours)
 from reface_tf.metrics.identity import CROP as SFACE_SIZE
