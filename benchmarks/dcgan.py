@@ -12,6 +12,7 @@ Each setup runs in a fresh subprocess (its maximum RSS is the peak memory of a t
   tf.function. At 128 px one more Conv2DTranspose(512) stage, as the recipe suggests for larger images.
 
     python -m benchmarks.dcgan --sizes 64 128 --batch 32 --steps 20 --warmup 5 --report results.json
+    python -m benchmarks.dcgan --quality 300 --seeds 0 1 --report quality.json   # DiffAugment on/off, equal time
 """
 
 from __future__ import annotations
@@ -130,6 +131,35 @@ def _worker(args) -> dict:
             "steps": args.steps, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 
 
+def quality(seconds: float, seeds: list[int], out_root: Path) -> list[dict]:
+    """Train the default and the no-DiffAugment setting for ``seconds`` of training steps per seed on the demo
+    faces (``python train.py --task dcgan --time-limit``), then score each run with ``evaluate.py``."""
+    rows = []
+    for seed in seeds:
+        for name, extra in (("default (DiffAugment color,translation,cutout)", []), ("no DiffAugment", ["--diffaugment", ""])):
+            run_dir = out_root / f"{'noaug' if extra else 'default'}-seed{seed}"
+            train = [sys.executable, "train.py", "--task", "dcgan", "--run-dir", str(run_dir), "--seed", str(seed),
+                     "--epochs", "100000", "--time-limit", str(seconds), "--progress", "none", "--metric-embedder", "none", *extra]
+            evaluate = [sys.executable, "evaluate.py", "--run-dir", str(run_dir), "--embedders", "facenet,sface",
+                        "--no-progress", "--out", str(run_dir / "eval")]
+            for cmd in (train, evaluate):
+                proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                if proc.returncode != 0:
+                    raise SystemExit(f"{' '.join(cmd[1:3])} failed: {proc.stderr.strip()[-1500:]}")
+            report = json.loads((run_dir / "eval" / "report.json").read_text())
+            history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+            gen, floor = report["generated"], report["floor_real_vs_real"]
+            row = {"setup": name, "seed": seed, "steps": history[-1]["step"], "train_seconds": sum(r["epoch_seconds"] for r in history),
+                   "n_generated": gen["n_generated"], "n_real": gen["n_real"]}
+            for emb in ("facenet", "sface"):
+                row |= {f"kid_{emb}": gen[f"kid_{emb}"], f"kid_{emb}_std": gen[f"kid_{emb}_std"], f"fd_{emb}": gen[f"fd_{emb}"],
+                        f"floor_kid_{emb}": floor[f"kid_{emb}"],
+                        f"nearest_train_median_{emb}": gen["memorisation"][emb]["median"]}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
@@ -138,12 +168,24 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--report", help="write the results as JSON here")
+    parser.add_argument("--quality", type=float, default=0, metavar="SECONDS",
+                        help="instead: train with and without DiffAugment for SECONDS per seed on the demo faces and "
+                             "compare kid_facenet / kid_sface (fd when there are enough samples)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="--quality: seeds")
+    parser.add_argument("--work-dir", default="/tmp/reface_dcgan_quality", help="--quality: where the runs go")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--setup", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(_worker(args)))
+        return 0
+    if args.quality:
+        load_before = os.getloadavg()
+        rows = quality(args.quality, args.seeds, Path(args.work_dir))
+        if args.report:
+            Path(args.report).write_text(json.dumps({"quality_seconds": args.quality, "rows": rows, "load_before": load_before,
+                                                     "load_after": os.getloadavg()}, indent=2))
         return 0
     rows = []
     load_before = os.getloadavg()

@@ -206,7 +206,8 @@ def train(cfg: Config, task: Task) -> TrainResult:
             elapsed = time.perf_counter() - started
             state.epoch.assign(epoch + 1)
             state.step_in_epoch.assign(0)
-            val = run.validate(networks)
+            validate_every = getattr(run, "validate_every", 1)
+            val = run.validate(networks) if (epoch + 1) % validate_every == 0 or epoch + 1 == epochs else {}
             grid = run.preview(networks)
             save_samples(run_dir / "samples", epoch + 1, grid)
             tb.image(run.preview_tag, grid, int(state.step))

@@ -102,7 +102,8 @@ class TaskRun(Protocol):
     ema: dict[str, EMA]               # EMA network name -> what it averages (the network itself is built too)
     step_scalars: dict[str, str]      # step logs that are not losses -> TensorBoard tag (others are loss/<name>)
     preview_tag: str                  # TensorBoard image tag of the preview grid
-    # Optional: progress_keys, the step logs the progress bar shows (default: every phase's loss).
+    # Optional: progress_keys, the step logs the progress bar shows (default: every phase's loss); validate_every,
+    # validate only every N epochs and at the last (default 1; other epochs log no val_ fields).
 
     def build_optimizers(self, networks: dict[str, keras.Model]) -> dict[str, tuple[keras.optimizers.Optimizer, float]]:
         """Optimisers by checkpoint name, each with its base learning rate (the schedule scales it per epoch)."""

@@ -47,6 +47,7 @@ class DCGANConfig:
     standing_samples: int = _opt(256, "z draws that re-estimate the EMA generator's batch-norm statistics before it "
                                  "samples (standing statistics)")
     metric_samples: int = _opt(128, "generated faces compared with the held-out faces at each validation")
+    metric_every: int = _opt(10, "validate (val_kid_<embedder>) every N epochs and at the last")
     metric_embedder: str = _opt("facenet", "embedding of the validation KID (val_kid_<name>)", choices=EMBEDDERS)
     grid_seeds: int = _opt(16, "seeds 0..N-1 drawn in the per-epoch sample grid")
 
@@ -63,7 +64,8 @@ def validate_dcgan(cfg: Config, check_paths: bool) -> None:
         raise _bad("faces", "held_out_ratio", f"must be in [0, 1), got {f.held_out_ratio}")
     if check_paths and f.root is not None and not Path(f.root).is_dir():
         raise _bad("faces", "root", f"{f.root} is not a folder; pass a folder of face images (or omit --data for the demo)")
-    for key in ("latent_dim", "generator_filters", "discriminator_filters", "standing_samples", "metric_samples", "grid_seeds"):
+    for key in ("latent_dim", "generator_filters", "discriminator_filters", "standing_samples", "metric_samples", "metric_every",
+                "grid_seeds"):
         if getattr(d, key) < 1:
             raise _bad("dcgan", key, f"must be at least 1, got {getattr(d, key)}")
     if not 0 <= d.label_smoothing < 0.5:

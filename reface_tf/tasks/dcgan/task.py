@@ -221,6 +221,7 @@ class DCGANRun:
             return ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
 
         self.data = TaskData(steps, batch, batches)
+        self.validate_every = d.metric_every
         self.sampler, self._sampler_fresh = None, False
 
     def build_optimizers(self, networks):
