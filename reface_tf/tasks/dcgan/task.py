@@ -44,10 +44,23 @@ PREVIEW_TAG = "samples/ema_grid"
 DISCRIMINATOR_SCALARS = {"d_real": "D/real", "d_fake": "D/fake", "d_accuracy": "D/accuracy"}
 
 
-def latent_of_seeds(seeds: tf.Tensor, latent_dim: int) -> tf.Tensor:
-    """``z [N, latent_dim]``: a standard normal vector per int64 seed, independent of the batch it is in."""
+def _draw_latents(seeds: tf.Tensor, latent_dim: int) -> tf.Tensor:
     return tf.map_fn(lambda s: tf.random.stateless_normal([latent_dim], tf.stack([s, tf.constant(0, tf.int64)])),
                      tf.cast(seeds, tf.int64), fn_output_signature=tf.float32)
+
+
+_LATENT_GRAPHS: dict[int, tf.types.experimental.GenericFunction] = {}
+
+
+def latent_of_seeds(seeds: tf.Tensor, latent_dim: int) -> tf.Tensor:
+    """``z [N, latent_dim]``: a standard normal vector per int64 seed, independent of the batch it is in.
+    Eagerly, through one traced graph per latent size (an eager map_fn is a Python loop over the seeds)."""
+    if not tf.executing_eagerly():
+        return _draw_latents(seeds, latent_dim)
+    if latent_dim not in _LATENT_GRAPHS:
+        _LATENT_GRAPHS[latent_dim] = tf.function(lambda s: _draw_latents(s, latent_dim),
+                                                 input_signature=[tf.TensorSpec([None], tf.int64)])
+    return _LATENT_GRAPHS[latent_dim](tf.cast(seeds, tf.int64))
 
 
 def standing_statistics(generator: keras.Model, latent_dim: int, samples: int, batch: int = 256) -> None:
