@@ -85,7 +85,7 @@ def _markdown(report: dict) -> str:
                     return "—"
                 value = r.get(key)
                 if value is None:
-                    return "omitted: " + r["notes"].get(key, "")
+                    return r["notes"].get(key, "omitted")
                 return f"{value:.4f}" + (f" ± {r[f'{key}_std']:.4f}" if key.startswith("kid") else "")
             lines.append(f"| {key} ↓ | {cell(gen)} | {cell(floor)} |")
     for name, mem in gen.get("memorisation", {}).items():

@@ -91,12 +91,12 @@ def test_dcgan_trains_resumes_exactly_exports_and_samples(tmp_path):
     data = _face_folder(tmp_path / "faces")
     straight = tmp_path / "straight"
     result = tasks.train(_config(straight, data, 3))
-    assert result.epochs_done == 3 and result.steps_done == 3 * 4  # 17 training images // batch 4
+    assert result.epochs_done == 3 and result.steps_done == 3 * 4  # 16 training images // batch 4
     rows = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["loss/g_total"]) and np.isfinite(r["loss/d_total"]) for r in rows)
     assert (straight / "samples" / "interpolation.png").is_file() and (straight / "loss_curves.png").is_file()
     split = json.loads((straight / "splits.json").read_text())
-    assert len(split["train"]) == 17 and len(split["held_out"]) == 3
+    assert len(split["train"]) == 16 and len(split["held_out"]) == 4
 
     resumed = tmp_path / "resumed"
     tasks.train(_config(resumed, data, 2))

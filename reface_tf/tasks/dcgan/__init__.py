@@ -27,7 +27,7 @@ class FacesConfig:
     image_size: int = _opt(64, "resolution of the generated faces (a power of two: 32, 64, 128, 256)")
     max_images: int | None = _opt(None, "use only the first N training images by file name (CelebA's "
                                   "'first 50,000': --max-images 50000)")
-    held_out_ratio: float = _opt(0.15, "share of the images (whole groups of groups.csv) held out for the metrics "
+    held_out_ratio: float = _opt(0.2, "share of the images (whole groups of groups.csv) held out for the metrics "
                                  "(ignored when list_eval_partition.txt gives the split)")
     max_held_out: int = _opt(2000, "at most this many held-out images")
     flip: bool = _opt(True, "random horizontal flips of the training images")
