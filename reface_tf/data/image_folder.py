@@ -14,7 +14,6 @@ shrinks. Images that cannot be decoded are skipped and reported with their reaso
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ import cv2
 import numpy as np
 
 from reface_tf.data.images import DEFAULT_MAX_PIXELS, load_rgb, skip_reason
+from reface_tf.data.pairs import read_groups_file
 from reface_tf.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -79,17 +79,6 @@ def find_images(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     return images, skipped
 
 
-def _groups(root: Path) -> dict[str, str]:
-    path = root / GROUPS_FILE
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"stem", "group"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: needs a header with 'stem' and 'group' columns")
-        return {row["stem"]: row["group"] for row in reader}
-
-
 def split_by_group(images: list[Path], groups: dict[str, str], held_out_ratio: float, seed: int) -> tuple[list[Path], list[Path]]:
     """Seeded split: whole groups (an image without one is its own) are held out until ``held_out_ratio`` of
     the images is; at least one group when the ratio is non-zero and there are 2+ groups."""
@@ -138,7 +127,7 @@ def scan_face_images(root: str | os.PathLike, layout: str = "auto", max_images: 
         train = [p for p in images if partition.get(p.name) == 0]
         held = [p for p in images if partition.get(p.name) == 1]
     else:
-        train, held = split_by_group(images, _groups(root), held_out_ratio, seed)
+        train, held = split_by_group(images, read_groups_file(root), held_out_ratio, seed)
     if max_images is not None:
         train = train[:max_images]  # the first N by file name: CelebA's "first 50,000 images"
     held = held[:max_held_out]

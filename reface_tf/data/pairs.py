@@ -138,7 +138,8 @@ def _csv_rows(path: Path) -> tuple[list[tuple[str, Path, Path, str | None]], lis
     return rows, problems
 
 
-def _groups_file(root: Path) -> dict[str, str]:
+def read_groups_file(root: Path) -> dict[str, str]:
+    """``root/groups.csv`` (``stem,group``) as {stem: group}; empty without the file."""
     path = root / "groups.csv"
     if not path.is_file():
         return {}
@@ -169,7 +170,7 @@ def scan_dataset(root: str | os.PathLike, data: DataConfig, check_images: bool =
     layout = detect_layout(root) if data.layout == "auto" else data.layout
     scan = DatasetScan(str(root), layout)
     pattern = re.compile(data.group_pattern) if data.group_pattern else None
-    groups = {} if layout == "csv" else _groups_file(root)
+    groups = {} if layout == "csv" else read_groups_file(root)
 
     def group_of(stem: str, given: str | None = None) -> str:
         if given:

@@ -33,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="report folder (default RUN/eval/<checkpoint>, or eval/<model>)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per generator call")
     parser.add_argument("--no-identity", action="store_true", help="skip the identity similarity (no model download)")
+    parser.add_argument("--no-distribution", action="store_true", help="translations: skip the KID of all outputs "
+                        "against all targets on FaceNet embeddings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     gen = parser.add_argument_group("generators drawn from seeds (dcgan)")
     gen.add_argument("--samples", type=int, default=1000, help="generated faces (seeds 0..N-1), at most the number of "
@@ -62,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = source_from_run(args.run_dir, args.checkpoint) if args.run_dir else source_from_export(args.model)
     pairs, description = evaluation_pairs(source, args.data)
     result = evaluate(source, pairs, description, batch_size=args.batch_size, identity=not args.no_identity,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, distribution=not args.no_distribution)
     out = write_evaluation(result, args.out or default_out_dir(source))
     s = result.summary
     ident = f"{s['identity_cosine']:.4f}" if s["identity_cosine"] is not None else "unavailable"

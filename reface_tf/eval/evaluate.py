@@ -111,9 +111,35 @@ def _pair_row(inp: np.ndarray, out: np.ndarray, tgt: np.ndarray) -> dict:
     return row
 
 
+# Pairs whose images are kept for the distribution distance (uint8: 256x256 x 3 images x 2,000 = 1.2 GB at most).
+DISTRIBUTION_MAX_PAIRS = 2000
+_EMBEDDERS: dict = {}
+
+
+def distribution_scores(outputs: np.ndarray, inputs: np.ndarray, targets: np.ndarray) -> dict:
+    """KID (and the Fréchet distance when there are enough pairs) of the outputs against the targets on FaceNet
+    embeddings, and the same for output = input (``baseline_``); None with the reason when FaceNet is unavailable."""
+    from reface_tf.errors import RefaceError
+    from reface_tf.metrics.embeddings import distribution_report, get_embedder
+
+    try:
+        if "facenet" not in _EMBEDDERS:  # loading and tracing the graph takes seconds: once per process
+            _EMBEDDERS["facenet"] = get_embedder("facenet")
+        embedder = _EMBEDDERS["facenet"]
+    except RefaceError as err:
+        log.warning("distribution distance unavailable: %s", err)
+        return {"kid_facenet": None, "distribution_notes": f"unavailable: {err}"}
+    model = distribution_report(outputs, targets, [embedder])
+    base = distribution_report(inputs, targets, [embedder])
+    return {"kid_facenet": model["kid_facenet"], "kid_facenet_std": model["kid_facenet_std"], "fd_facenet": model["fd_facenet"],
+            "baseline_kid_facenet": base["kid_facenet"], "baseline_fd_facenet": base["fd_facenet"],
+            "distribution_notes": "; ".join(f"{k}: {v}" for k, v in model["notes"].items()) or None}
+
+
 def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "", batch_size: int = 8,
-             identity: bool = True, progress: bool = True, max_examples: int = 8) -> EvalResult:
-    """Translate every pair and measure it; deterministic for a given source and pair list."""
+             identity: bool = True, progress: bool = True, max_examples: int = 8, distribution: bool = True) -> EvalResult:
+    """Translate every pair and measure it; deterministic for a given source and pair list. ``distribution``:
+    also the KID of all outputs against all targets (the first ``DISTRIBUTION_MAX_PAIRS``)."""
     from tqdm import tqdm
 
     if not pairs:
@@ -128,6 +154,7 @@ def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "",
     store = DecodedPairs(pairs, size, source.cfg.data.max_pixels, cache=False, nearest_inputs=label_inputs(source.cfg))
     rows: list[dict] = []
     examples = []
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     with tqdm(total=len(pairs), desc="evaluate", unit="img", disable=not progress, leave=False) as bar:
         for start in range(0, len(pairs), batch_size):
             batch = [store.get(i) for i in range(start, min(start + batch_size, len(pairs)))]
@@ -146,6 +173,8 @@ def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "",
                 rows.append(row)
                 if len(examples) < max_examples:
                     examples.append((inp, out, tgt))
+                if distribution and len(kept) < DISTRIBUTION_MAX_PAIRS:
+                    kept.append((inp, out, tgt))
             bar.update(len(batch))
 
     col = lambda key: [r[key] for r in rows]  # noqa: E731
@@ -168,6 +197,9 @@ def evaluate(source: ModelSource, pairs: list[Pair], data_description: str = "",
         "identity_crops": {kind: sum(r["identity_crop"] == kind for r in rows) for kind in ("landmarks", "whole")}
         if model is not None else {},
     }
+    if distribution and len(kept) >= 2:
+        inputs, outputs, targets = (np.stack([k[i] for k in kept]) for i in range(3))
+        summary.update(distribution_scores(outputs, inputs, targets))
     log.info("evaluated %d pairs: PSNR %.2f dB, SSIM %.4f (baseline %.2f dB, %.4f)", len(rows), summary["psnr"],
              summary["ssim"], summary["baseline_psnr"], summary["baseline_ssim"])
     return EvalResult(rows, summary, examples)

@@ -93,7 +93,10 @@ def _summary_table(s: dict) -> list[tuple[str, str, str]]:
          _fmt(s["baseline_face_psnr"], 2)),
         (f"face region SSIM {up['face_ssim']}", _fmt(s["face_ssim"]), _fmt(s["baseline_face_ssim"])),
         (f"face region L1 {up['face_l1']}", _fmt(s["face_l1"]), _fmt(s["baseline_face_l1"])),
-    ] if s.get("n_face_region") else [])
+    ] if s.get("n_face_region") else []) + ([
+        (f"KID, FaceNet embeddings, outputs vs targets {up['kid_facenet']}",
+         f"{_fmt(s['kid_facenet'])} ± {_fmt(s['kid_facenet_std'])}", _fmt(s["baseline_kid_facenet"])),
+    ] if s.get("kid_facenet") is not None else [])
 
 
 def report_markdown(result: EvalResult) -> str:

@@ -40,6 +40,13 @@ def test_report_files_and_numbers(first_report, trained_run):
     assert grid.shape == (4 * 64 + 3 * 2, 4 * 64 + 3 * 2, 3)
     md = (first_report / "report.md").read_text()
     assert "baseline: output = input" in md and "n/a" in md
+    # The distribution distance of all outputs against all targets, next to output = input's; with 4 pairs no
+    # Fréchet distance (FaceNet is 512-d) and the note says why.
+    if m["kid_facenet"] is None:
+        assert m["distribution_notes"].startswith("unavailable")
+    else:
+        assert m["baseline_kid_facenet"] is not None and m["fd_facenet"] is None and "512" in m["distribution_notes"]
+        assert "KID, FaceNet embeddings" in md
 
 
 def test_same_numbers_twice(first_report, trained_run, tmp_path):
