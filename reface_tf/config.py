@@ -144,13 +144,17 @@ SECTIONS: dict[str, type] = {"task": TaskConfig, "data": DataConfig, "model": Mo
 # For each task: the sections beyond COMMON_SECTIONS it reads, and a validator of those sections.
 TASK_SECTIONS: dict[str, tuple[str, ...]] = {"pix2pix": ("data", "model", "loss")}
 TASK_VALIDATORS: dict[str, Callable[["Config", bool], None]] = {}  # (cfg, check_paths); pix2pix's is set below
+# For each task: defaults it gives fields of other sections ({"optim": {"lr_g": 1e-4}}), applied by new_config.
+TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 def register_task(name: str, sections: dict[str, type] | tuple[str, ...],
-                  validator: Callable[["Config", bool], None] | None = None) -> None:
+                  validator: Callable[["Config", bool], None] | None = None,
+                  defaults: dict[str, dict[str, Any]] | None = None) -> None:
     """Declare a task's config: ``sections`` are new section dataclasses by name, or names of existing sections
     (``("data",)`` to reuse the paired-data section); ``validator(cfg, check_paths)`` raises a one-line
-    ConfigError for a bad value of those sections."""
+    ConfigError for a bad value of those sections; ``defaults`` replace the dataclass defaults of fields of any
+    section for this task (its published learning rates), below YAML and flags."""
     names = tuple(sections)
     if isinstance(sections, dict):
         for section, cls in sections.items():
@@ -160,6 +164,17 @@ def register_task(name: str, sections: dict[str, type] | tuple[str, ...],
     TASK_SECTIONS[name] = names
     if validator is not None:
         TASK_VALIDATORS[name] = validator
+    TASK_DEFAULTS[name] = {section: dict(values) for section, values in (defaults or {}).items()}
+
+
+def new_config(task: str = "pix2pix") -> "Config":
+    """A config of ``task`` holding its defaults: the dataclass defaults, then the task's own (``register_task``)."""
+    cfg = Config()
+    cfg.task.name = task
+    for section, values in TASK_DEFAULTS.get(task, {}).items():
+        for key, value in values.items():
+            _set_field(cfg, section, key, value, source=f"task {task} defaults")
+    return cfg
 
 
 def sections_of(task: str) -> tuple[str, ...]:
@@ -275,9 +290,11 @@ RETIRED_KEYS = {("model", "output_channels"): 3}
 
 
 def from_dict(data: dict[str, Any], source: str = "config") -> Config:
-    cfg = Config()
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections ({', '.join(SECTIONS)})")
+    task = data.get("task")
+    name = task.get("name") if isinstance(task, dict) else None
+    cfg = new_config(name) if isinstance(name, str) and name in TASK_DEFAULTS else Config()
     for section, values in data.items():
         if values is None:
             continue
@@ -325,6 +342,7 @@ def build_parser(description: str = "", task: str = "pix2pix") -> argparse.Argum
     parser = _ArgumentParser(description=description, argument_default=argparse.SUPPRESS,
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     names = sections_of(task)
+    defaults = new_config(task)  # the task's own defaults are the ones --help shows
     parser.add_argument("--config", help="YAML file with any of the sections " + ", ".join(names))
     for section in names:
         cls = SECTIONS[section]
@@ -333,7 +351,7 @@ def build_parser(description: str = "", task: str = "pix2pix") -> argparse.Argum
         for f in fields(cls):
             meta = f.metadata
             dest = f"{section}.{f.name}"
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            default = getattr(getattr(defaults, section), f.name)
             help_text = f"{meta.get('help', '')} (default: {default})"
             if "bool" in str(types[f.name]):
                 group.add_argument(flag_name(section, f.name), dest=dest, action=argparse.BooleanOptionalAction, help=help_text)
@@ -348,7 +366,8 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> tu
     Returns the config and the set of (section, key) the command line set explicitly.
     """
     given = vars(args)
-    cfg = base if base is not None else (load_yaml(given["config"]) if given.get("config") else Config())
+    cfg = base if base is not None else (load_yaml(given["config"]) if given.get("config")
+                                         else new_config(given.get("task.name", "pix2pix")))
     explicit: set[tuple[str, str]] = set()
     for dest, value in given.items():
         if "." not in dest:

@@ -58,11 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             (run_dir / name).unlink(missing_ok=True)
         cfg = cli_cfg
     validate(cfg)  # before TensorFlow is imported: bad options cost no start-up time
-    if cfg.data.root is None:
-        from reface_tf.samples import default_dataset
+    from reface_tf.tasks import fill_default_data
 
-        cfg.data.root = default_dataset()
-
+    fill_default_data(cfg)  # a run without --data trains on its task's demo dataset
     from reface_tf.tasks import train  # imports TensorFlow
 
     result = train(cfg)

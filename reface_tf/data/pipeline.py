@@ -15,28 +15,17 @@ import logging
 import threading
 from typing import Callable
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
 from reface_tf.config import Config
+from reface_tf.data.images import resize_uint8
 from reface_tf.data.pairs import Pair, load_pair_rgb
 
 log = logging.getLogger(__name__)
 
 PairAugmentation = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 _EPOCH_STRIDE = 1 << 24  # per-element seed = epoch * stride + index: unique while a split has < 16M pairs
-
-
-def resize_uint8(rgb: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
-    """Resize to ``size x size``: area averaging when shrinking (no aliasing), bilinear when enlarging; nearest
-    neighbour with ``nearest`` (label maps: every output pixel is one of the input's classes, never a blend)."""
-    if rgb.shape[0] == size and rgb.shape[1] == size:
-        return rgb
-    if nearest:
-        return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_NEAREST)
-    shrinking = rgb.shape[0] > size or rgb.shape[1] > size
-    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def from_uint8(x: tf.Tensor) -> tf.Tensor:

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from reface_tf.config import Config, TASK_SECTIONS, load_yaml
+from reface_tf.config import Config, TASK_SECTIONS, load_yaml, requested_task
 from reface_tf.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
 _FACTORIES: dict[str, Callable[[], Any]] = {}
+# A task package's ``default_data(cfg)``: gives a run without --data the task's demo dataset.
+_DEFAULT_DATA: dict[str, Callable[[Config], None]] = {}
 
 
 def register(name: str, factory: Callable[[], Any]) -> None:
@@ -46,6 +48,16 @@ def declare(name: str) -> None:
         raise ConfigError(f"--task: unknown task {name!r}; known tasks: {', '.join(task_names())}")
     module = importlib.import_module(f"{__name__}.{name}")
     _FACTORIES[name] = module.make_task
+    if hasattr(module, "default_data"):
+        _DEFAULT_DATA[name] = module.default_data
+
+
+def fill_default_data(cfg: Config) -> None:
+    """Point a run that names no dataset at its task's default one (built on first use); a no-op for tasks
+    without one."""
+    declare(cfg.task.name)
+    if cfg.task.name in _DEFAULT_DATA:
+        _DEFAULT_DATA[cfg.task.name](cfg)
 
 
 def get_task(name: str):
@@ -76,9 +88,8 @@ def run_config(run_dir: str | os.PathLike) -> Config:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ModelError(f"--run-dir: {run_dir}/config.yaml not found; pass the run directory written by train.py")
-    cfg = load_yaml(run_dir / "config.yaml")
-    declare(cfg.task.name)
-    return cfg
+    declare(requested_task(["--config", str(run_dir / "config.yaml")]))  # its sections, before they are read
+    return load_yaml(run_dir / "config.yaml")
 
 
 def load_run(run_dir: str | os.PathLike, checkpoint: int | None = None, policy: str = "float32",

@@ -11,3 +11,11 @@ def make_task():
     from reface_tf.tasks.pix2pix.task import Pix2PixTask  # imports TensorFlow
 
     return Pix2PixTask()
+
+
+def default_data(cfg) -> None:
+    """Without --data: the procedure demo dataset (or, offline, synthetic pairs)."""
+    if cfg.data.root is None:
+        from reface_tf.samples import default_dataset
+
+        cfg.data.root = default_dataset()

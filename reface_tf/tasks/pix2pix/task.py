@@ -17,6 +17,7 @@ import logging
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import Iterable
 
 import keras
 import numpy as np
@@ -91,16 +92,21 @@ def augmentation(cfg: Config):
 VALIDATION_METRICS = ("l1", "psnr", "ssim")
 
 
-def validation_metrics(generator: keras.Model, dataset: tf.data.Dataset, training_flag: bool) -> dict[str, float]:
-    """Mean per-image L1, PSNR and SSIM (float64, data range 2) of G(input) against the target."""
+def mean_metrics(batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """``val_<metric>``: mean per-image L1, PSNR and SSIM (float64, data range 2) of (outputs, targets) batches in
+    [-1, 1]."""
     metrics = [get_metric(name) for name in VALIDATION_METRICS]
     rows: dict[str, list[float]] = defaultdict(list)
-    for inputs, targets in dataset:
-        outputs = generator(inputs, training=training_flag).numpy().astype(np.float64)
-        for out, tgt in zip(outputs, targets.numpy().astype(np.float64)):
+    for outputs, targets in batches:
+        for out, tgt in zip(np.asarray(outputs, np.float64), np.asarray(targets, np.float64)):
             for metric in metrics:
                 rows[metric.name].append(metric.fn(out, tgt, SIGNED_UNIT_RANGE))
     return {f"val_{k}": float(np.mean(v)) for k, v in rows.items()}
+
+
+def validation_metrics(generator: keras.Model, dataset: tf.data.Dataset, training_flag: bool) -> dict[str, float]:
+    """Mean per-image L1, PSNR and SSIM of G(input) against the target."""
+    return mean_metrics((generator(inputs, training=training_flag).numpy(), targets.numpy()) for inputs, targets in dataset)
 
 
 def run_floors(run_dir: Path, store: DecodedPairs, val_ds: tf.data.Dataset, image_size: int, tb: TensorBoard) -> Floors:
