@@ -80,7 +80,7 @@ class ConversionReport:
     faces: int = 0            # faces in CelebA-HQ-img
     converted: int = 0        # written by this run
     already: int = 0          # found converted by an earlier run
-    missing_parts: Counter = field(default_factory=Counter)  # part -> faces without that mask
+    missing_parts: Counter = field(default_factory=Counter)  # part -> converted faces without that mask
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
     def summary(self) -> str:
@@ -137,11 +137,11 @@ def convert_celebamask(root: str | os.PathLike, out: str | os.PathLike, size: in
     try:
         with ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1)) as pool:  # PIL/OpenCV release the GIL
             for face_id, (missing, skipped) in zip(todo, pool.map(lambda i: _convert_or_skip(root, out, i, size), todo)):
-                report.missing_parts.update(missing)
                 if skipped:
                     report.skipped.append((str(part_path(root, face_id, "skin").parent), skipped))
                 else:
                     report.converted += 1
+                    report.missing_parts.update(missing)  # of the faces converted
                 bar.update()
     finally:
         bar.close()
