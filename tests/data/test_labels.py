@@ -162,3 +162,16 @@ def test_a_colour_map_or_a_missing_folder_is_refused_with_the_fix(tmp_path, cele
         scan_label_dataset(celebamask, Config().data, 19)
     with pytest.raises(DataError, match=r"needs labels/ \(class-id PNGs\) and B/ \(photos\)"):
         scan_label_dataset(tmp_path, Config().data, 19)
+
+
+def test_a_resumed_stream_replays_the_same_batches_latents_included(tmp_path):
+    write_label_dataset(tmp_path, count=4)
+    cfg = Config()
+    cfg.data.image_size, cfg.data.load_size = 16, 20
+    store = LabelStore(scan_label_dataset(tmp_path, cfg.data, 19).pairs, 20, 19, cfg.data.max_pixels)
+    full = list(label_training_batches(store, cfg.data, 5, 4, 0, 2, global_batch=2, steps_per_epoch=2))
+    resumed = list(label_training_batches(store, cfg.data, 5, 4, 1, 2, global_batch=2, steps_per_epoch=2, skip_batches=1))
+    assert len(full) == 4 and len(resumed) == 1
+    for key in ("labels", "target", "z"):
+        np.testing.assert_array_equal(resumed[0][key].numpy(), full[3][key].numpy())
+    assert not np.array_equal(full[0]["z"].numpy(), full[2]["z"].numpy())  # each epoch draws new latents

