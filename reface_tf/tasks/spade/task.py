@@ -39,6 +39,7 @@ from reface_tf.synth.segmaps import CLASS_NAMES, PALETTE
 from reface_tf.tasks.pix2pix.floors import Floors, FloorWatch, compute_floors, load_floors, mean_target, save_floors
 from reface_tf.tasks.pix2pix.task import mean_metrics
 from reface_tf.train.monitor import TensorBoard, sample_grid
+from reface_tf.tasks.common import training_split
 from reface_tf.train.step import make_optimizer
 from reface_tf.train.task import Phase, StepContext, StepGroup, TaskData
 
@@ -195,17 +196,8 @@ class SpadeRun:
     def __init__(self, cfg: Config, run_dir: Path, tb: TensorBoard):
         self.cfg = cfg
         s, d = cfg.spade, cfg.data
-        splits = splits_for_run(cfg, run_dir)
-        train_pairs, val_pairs = splits["train"], splits["val"]
+        train_pairs, val_pairs, steps_per_epoch = training_split(splits_for_run(cfg, run_dir), cfg)
         global_batch = cfg.optim.batch_size
-        if len(train_pairs) < global_batch:
-            raise DataError(f"--batch-size {global_batch} is larger than the {len(train_pairs)} training pairs; lower it or add data")
-        if not val_pairs:
-            log.warning("no validation pairs (dataset too small for --val-ratio); validating on training pairs")
-            val_pairs = train_pairs[: cfg.runtime.sample_count]
-        steps_per_epoch = len(train_pairs) // global_batch
-        if cfg.optim.steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, cfg.optim.steps_per_epoch)
         store = LabelStore(train_pairs, d.load_size, s.num_classes, d.max_pixels, cache=d.cache)
         self.val_store = LabelStore(val_pairs, d.image_size, s.num_classes, d.max_pixels, cache=True)
         self.val_ds = label_eval_dataset(self.val_store, cfg.runtime.seed, s.z_dim, min(8, len(val_pairs)))
