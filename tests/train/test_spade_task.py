@@ -175,9 +175,10 @@ def test_train_one_epoch_resume_and_export_round_trip(label_root, tmp_path):
     png = served["palette_png"](png_bytes=tf.constant([buffer.getvalue()]))["png_bytes"].numpy()[0]
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), out[0])
 
-    from reface_tf.tasks.spade.predict import predict_label_maps
+    from reface_tf.commands.predict import predict_main  # a SPADE export routes predict.py to label maps
 
-    assert predict_label_maps(label_root / "labels" / "f0.png", tmp_path / "export", tmp_path / "faces") == 0
+    assert predict_main([str(label_root / "labels" / "f0.png"), "--model", str(tmp_path / "export"),
+                         "--out", str(tmp_path / "faces")]) == 0
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "faces" / "f0_face.png")), out[0])
 
 
