@@ -379,24 +379,28 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> tu
 
 
 def requested_task(argv: Sequence[str]) -> str:
-    """The task a command line asks for (``--task NAME``, else its ``--config`` file's, else pix2pix), read before
-    the full parser is built so that ``--help`` shows that task's options."""
+    """The task a command line asks for (``--task NAME``, else its ``--config`` file's, else the saved config of the
+    ``--run-dir`` it resumes, else pix2pix), read before the full parser is built so that ``--help`` shows that
+    task's options."""
     argv = list(argv)
     for i, arg in enumerate(argv):
         if arg == "--task" and i + 1 < len(argv):
             return argv[i + 1]
         if arg.startswith("--task="):
             return arg.split("=", 1)[1]
-    for i, arg in enumerate(argv):
-        path = argv[i + 1] if arg == "--config" and i + 1 < len(argv) else arg.split("=", 1)[1] if arg.startswith("--config=") else None
-        if path and Path(path).is_file():
-            try:
-                data = yaml.safe_load(Path(path).read_text()) or {}
-            except yaml.YAMLError:
-                return "pix2pix"  # load_yaml reports it properly
-            task = data.get("task") if isinstance(data, dict) else None
-            if isinstance(task, dict) and isinstance(task.get("name"), str):
-                return task["name"]
+    for flag, file in (("--config", None), ("--run-dir", "config.yaml")):
+        for i, arg in enumerate(argv):
+            path = argv[i + 1] if arg == flag and i + 1 < len(argv) else arg.split("=", 1)[1] if arg.startswith(f"{flag}=") else None
+            if path and file:
+                path = str(Path(path) / file)
+            if path and Path(path).is_file():
+                try:
+                    data = yaml.safe_load(Path(path).read_text()) or {}
+                except yaml.YAMLError:
+                    return "pix2pix"  # load_yaml reports it properly
+                task = data.get("task") if isinstance(data, dict) else None
+                if isinstance(task, dict) and isinstance(task.get("name"), str):
+                    return task["name"]
     return "pix2pix"
 
 

@@ -88,7 +88,7 @@ def run_config(run_dir: str | os.PathLike) -> Config:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ModelError(f"--run-dir: {run_dir}/config.yaml not found; pass the run directory written by train.py")
-    declare(requested_task(["--config", str(run_dir / "config.yaml")]))  # its sections, before they are read
+    declare(requested_task(["--run-dir", str(run_dir)]))  # its sections, before they are read
     return load_yaml(run_dir / "config.yaml")
 
 

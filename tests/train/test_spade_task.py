@@ -146,6 +146,9 @@ def test_train_one_epoch_resume_and_export_round_trip(label_root, tmp_path):
     assert (first.epochs_done, first.steps_done) == (1, 2)
     after_one = {name: weights(net) for name, net in tasks.load_run(run).networks.items()}
     resumed = tasks.train(tiny(label_root, run, epochs=2, **small))
+    from reface_tf.config import requested_task
+
+    assert requested_task(["--run-dir", str(run)]) == "spade"  # train.py --run-dir RUN resumes it as a spade run
     assert (resumed.epochs_done, resumed.steps_done) == (2, 4)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and [r["step"] for r in rows] == [2, 4]
