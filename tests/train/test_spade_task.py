@@ -185,6 +185,22 @@ def test_train_one_epoch_resume_and_export_round_trip(label_root, tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "faces" / "f0_face.png")), out[0])
 
 
+def test_a_run_with_an_encoder_exports_faces_in_the_style_of_a_photo(label_root, tmp_path):
+    from reface_tf.tasks.spade.export import SpadeExport
+    from reface_tf.tasks.spade.task import SpadeTask
+
+    cfg = tiny(label_root, tmp_path / "style", use_encoder=True, num_upsampling=2, spectral_norm=False)
+    networks = SpadeTask().build_networks(cfg, names=("generator", "encoder"))
+    module = SpadeExport(networks["generator"], cfg, networks["encoder"])
+    assert list(module.endpoints()) == ["serving_default", "with_seeds", "palette_png", "with_style"]
+    ids = np.asarray(Image.open(label_root / "labels" / "f0.png"))[None]
+    style = np.asarray(Image.open(label_root / "B" / "f3.png"))[None]
+    out = module.serve_style(tf.constant(ids), tf.constant(style))["images"].numpy()
+    mu, _ = networks["encoder"](style.astype(np.float32) / 127.5 - 1.0)
+    expected = networks["generator"]([tf.one_hot(ids.astype(np.int32), CLASSES), mu]).numpy()
+    np.testing.assert_allclose(out, np.round((expected + 1) * 127.5).clip(0, 255), atol=1)
+
+
 class _NoBoard:
     def scalars(self, *args, **kwargs):
         pass

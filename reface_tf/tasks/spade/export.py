@@ -6,6 +6,8 @@ Signatures:
   ``[N, S, S, 3]``, each drawn with the latent of seed 0 (the same map always gives the same face).
 * ``with_seeds``: ``labels`` as above and ``seeds`` int64 ``[N]`` → ``images``: seed s draws the latent
   ``stateless_normal([z_dim], [s, 0])``, so another seed is another face for the same map.
+* ``with_style`` (runs trained with ``--use-encoder``): ``labels`` as above and ``style`` uint8 ``[N, S, S, 3]``
+  photos → ``images``: the face of each map in the style of its photo (the encoder's mean latent).
 * ``palette_png``: ``png_bytes`` tf.string ``[N]``, PNG label maps of any size, either one channel of class ids
   or a colour picture in the class palette (each pixel takes the class of the nearest palette colour) →
   ``png_bytes`` of the faces at the map's size (seed 0).
@@ -33,7 +35,7 @@ from reface_tf.tasks.spade.task import NAME, class_names, latents_from_seeds
 
 log = logging.getLogger(__name__)
 
-SIGNATURES = ("serving_default", "with_seeds", "palette_png")
+SIGNATURES = ("serving_default", "with_seeds", "palette_png")  # and with_style when the run has an encoder
 
 
 def _to_uint8(x: tf.Tensor) -> tf.Tensor:
@@ -49,9 +51,9 @@ def class_palette(num_classes: int) -> np.ndarray:
 class SpadeExport(tf.Module):
     """The generator wrapped with the label-map signatures; exists only to be saved."""
 
-    def __init__(self, generator, cfg: Config):
+    def __init__(self, generator, cfg: Config, encoder=None):
         super().__init__(name="reface_spade")
-        self.generator = generator
+        self.generator, self.encoder = generator, encoder
         self.size, self.num_classes, self.z_dim = int(cfg.data.image_size), int(cfg.spade.num_classes), int(cfg.spade.z_dim)
         self.palette = tf.constant(class_palette(self.num_classes).astype(np.float32))
         self.serve_labels = tf.function(self._serve_labels, input_signature=[
@@ -59,6 +61,14 @@ class SpadeExport(tf.Module):
         self.serve_seeds = tf.function(self._serve_seeds, input_signature=[
             tf.TensorSpec([None, None, None], tf.uint8, name="labels"), tf.TensorSpec([None], tf.int64, name="seeds")])
         self.serve_png = tf.function(self._serve_png, input_signature=[tf.TensorSpec([None], tf.string, name="png_bytes")])
+        size = self.size
+        self.serve_style = tf.function(self._serve_style, input_signature=[
+            tf.TensorSpec([None, None, None], tf.uint8, name="labels"),
+            tf.TensorSpec([None, size, size, 3], tf.uint8, name="style")]) if encoder is not None else None
+
+    def endpoints(self) -> dict:
+        found = {"serving_default": self.serve_labels, "with_seeds": self.serve_seeds, "palette_png": self.serve_png}
+        return found | ({"with_style": self.serve_style} if self.serve_style is not None else {})
 
     def _check(self, labels: tf.Tensor) -> tf.Tensor:
         size, n = self.size, self.num_classes
@@ -70,10 +80,15 @@ class SpadeExport(tf.Module):
             labels = tf.identity(labels)
         return tf.ensure_shape(labels, [None, size, size])
 
-    def _generate(self, labels: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+    def _generate(self, labels: tf.Tensor, seeds: tf.Tensor | None = None, z: tf.Tensor | None = None) -> tf.Tensor:
         onehot = tf.one_hot(tf.cast(labels, tf.int32), self.num_classes, dtype=tf.float32)
-        z = latents_from_seeds(seeds, self.z_dim)
+        z = latents_from_seeds(seeds, self.z_dim) if z is None else z
         return tf.cast(self.generator([onehot, z], training=False), tf.float32)
+
+    def _serve_style(self, labels: tf.Tensor, style: tf.Tensor) -> dict[str, tf.Tensor]:
+        labels = self._check(labels)
+        mu, _ = self.encoder(tf.cast(style, tf.float32) / 127.5 - 1.0, training=False)
+        return {"images": _to_uint8(self._generate(labels, z=tf.cast(mu, tf.float32)))}
 
     def _serve_seeds(self, labels: tf.Tensor, seeds: tf.Tensor) -> dict[str, tf.Tensor]:
         labels = self._check(labels)
@@ -115,15 +130,15 @@ def export_spade(run_dir: str | os.PathLike, checkpoint: int | None, base: str |
 
     if precision != "fp32" or tflite or onnx:
         raise ConfigError("task spade exports an fp32 SavedModel only; drop --precision/--tflite/--onnx")
-    loaded = load_run(run_dir, checkpoint, names=("generator",))
+    loaded = load_run(run_dir, checkpoint, names=("generator", "encoder"))
     cfg = loaded.cfg
-    module = SpadeExport(loaded.networks["generator"], cfg)
+    module = SpadeExport(loaded.networks["generator"], cfg, loaded.networks.get("encoder"))
     n = int(cfg.spade.num_classes)
     meta = {"task": NAME, "input_domain": "label_map", "map_size": int(cfg.data.image_size), "num_classes": n,
             "class_names": class_names(n), "palette": class_palette(n).tolist(), "z_dim": int(cfg.spade.z_dim),
             "checkpoint": loaded.checkpoint, "config": cfg.to_dict(), "provenance": provenance(Path(run_dir))}
-    endpoints = {"serving_default": module.serve_labels, "with_seeds": module.serve_seeds, "palette_png": module.serve_png}
+    endpoints = module.endpoints()
     version_dir = write_versioned_export(endpoints, meta, base)
     size = cfg.data.image_size
-    return version_dir, (f"{loaded.checkpoint} -> {version_dir} (signatures {', '.join(SIGNATURES)}; {size}x{size} "
+    return version_dir, (f"{loaded.checkpoint} -> {version_dir} (signatures {', '.join(endpoints)}; {size}x{size} "
                          f"label maps of {n} classes -> faces)")
