@@ -15,7 +15,6 @@ lack it (normal: few faces wear a hat) and lists the faces skipped (no part mask
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os

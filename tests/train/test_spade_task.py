@@ -87,7 +87,7 @@ def weights(net) -> list[np.ndarray]:
 
 def test_one_step_with_every_term_is_finite_and_moves_every_network(label_root, tmp_path):
     from reface_tf.tasks.spade.task import SpadeTask, gan_group
-    from reface_tf.train.step import make_group_step, make_optimizer
+    from reface_tf.train.step import make_group_step
 
     try:
         from reface_tf.losses.face_features import load_face_features
