@@ -15,6 +15,12 @@ item), for the hinge loss and discriminator feature matching.
 Encoder: stride-2 3x3 convolutions down to a 4x4 grid (instance norm, leaky ReLU), then two Dense heads
 ``mu`` and ``logvar`` of ``z_dim``: a style image's latent, ``z = mu + exp(logvar / 2) * eps``.
 
+Where this departs from NVlabs/SPADE: one residual block per grid (NVlabs has two "middle" blocks at the
+second grid); the first grid always comes from ``z`` (NVlabs without its encoder convolves the downsampled map
+instead), so a map can be drawn as several faces; the scales' average pooling pads as TensorFlow's ``same``
+(NVlabs excludes the padding from the average too, but pads both sides); and Keras' spectral normalisation keeps
+the kernel normalised in place, where PyTorch's divides a raw weight at each forward pass.
+
 Example::
 
     g = build_spade_generator(image_size=64, num_classes=19, z_dim=64, filters=16, num_upsampling=4)
