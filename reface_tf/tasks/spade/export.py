@@ -30,8 +30,7 @@ import tensorflow as tf
 from reface_tf.config import Config
 from reface_tf.errors import ConfigError
 from reface_tf.serve.archive import write_versioned_export
-from reface_tf.synth.segmaps import PALETTE
-from reface_tf.tasks.spade.task import NAME, class_names, latents_from_seeds
+from reface_tf.tasks.spade.task import NAME, class_names, class_palette, latents_from_seeds
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +39,6 @@ SIGNATURES = ("serving_default", "with_seeds", "palette_png")  # and with_style 
 
 def _to_uint8(x: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round((x + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
-
-
-def class_palette(num_classes: int) -> np.ndarray:
-    """``[num_classes, 3]`` uint8: the CelebAMask-HQ colours, grey for classes past them."""
-    extra = np.full((max(0, num_classes - len(PALETTE)), 3), 128, np.uint8)
-    return np.concatenate([PALETTE, extra])[:num_classes]
 
 
 class SpadeExport(tf.Module):

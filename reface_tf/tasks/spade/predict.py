@@ -41,7 +41,7 @@ def predict_label_maps(maps: str | os.PathLike, model: str | os.PathLike, out: s
     import tensorflow as tf
 
     from reface_tf.serve.export import read_meta, resolve_version_dir
-    from reface_tf.tasks.spade.export import class_palette
+    from reface_tf.tasks.spade.task import class_palette
 
     files = label_files(maps)  # before the model loads: a wrong path fails fast
     version_dir = resolve_version_dir(model)

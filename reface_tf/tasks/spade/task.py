@@ -172,10 +172,15 @@ def splits_for_run(cfg: Config, run_dir: Path) -> dict[str, list[Pair]]:
     return splits
 
 
+def class_palette(num_classes: int) -> np.ndarray:
+    """``[num_classes, 3]`` uint8: the CelebAMask-HQ colours, grey for classes past them."""
+    extra = np.full((max(0, num_classes - len(PALETTE)), 3), 128, np.uint8)
+    return np.concatenate([PALETTE, extra])[:num_classes]
+
+
 def palette_images(ids: np.ndarray, num_classes: int) -> np.ndarray:
-    """Class ids ``[..., H, W]`` → their palette pictures in [-1, 1] (ids past the palette are shown grey)."""
-    palette = np.concatenate([PALETTE, np.full((max(0, num_classes - len(PALETTE)), 3), 128, np.uint8)])
-    return palette[np.asarray(ids)].astype(np.float32) / 127.5 - 1.0
+    """Class ids ``[..., H, W]`` → their palette pictures in [-1, 1]."""
+    return class_palette(num_classes)[np.asarray(ids)].astype(np.float32) / 127.5 - 1.0
 
 
 def class_names(num_classes: int) -> list[str]:
