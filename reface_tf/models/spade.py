@@ -26,7 +26,7 @@ Example::
     g = build_spade_generator(image_size=64, num_classes=19, z_dim=64, filters=16, num_upsampling=4)
     image = g([one_hot_map, z])                         # [N, 64, 64, 3] in [-1, 1]
     d = build_spade_discriminator(64, 19)
-    scales = d([one_hot_map, image])                    # [[f0, f1, f2, f3, logits], [..]] per scale
+    scales = per_scale(d([one_hot_map, image]))         # [[f0, f1, f2, f3, logits], [..]] per scale
 """
 
 from __future__ import annotations
@@ -175,10 +175,16 @@ def _patchgan_scale(x, filters: int, layers: int, spectral_norm: bool, prefix: s
     return features
 
 
+def per_scale(outputs) -> list[list]:
+    """The discriminator's outputs as one list per scale: Keras returns a one-scale model's outputs unnested."""
+    outputs = list(outputs)
+    return [outputs] if outputs and not isinstance(outputs[0], (list, tuple)) else [list(scale) for scale in outputs]
+
+
 def build_spade_discriminator(image_size: int = 256, num_classes: int = 19, filters: int = 64, layers: int = 4,
                               num_scales: int = 2, spectral_norm: bool = True, seed: int | None = None,
                               name: str = "discriminator") -> keras.Model:
-    """Outputs: one list per scale, ``layers`` feature maps then the logits."""
+    """Outputs: one list per scale, ``layers`` feature maps then the logits (read them through ``per_scale``)."""
     segmap = keras.Input((image_size, image_size, num_classes), name="segmap")
     image = keras.Input((image_size, image_size, 3), name="image")
     inits = Initializers(None if seed is None else seed + 1000)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from reface_tf.models.spade import (build_spade_discriminator, build_spade_encoder, build_spade_generator,
-                                    generator_widths)
+                                    generator_widths, per_scale)
 
 SIZE, CLASSES, Z = 32, 5, 8
 
@@ -47,12 +47,15 @@ def test_one_seed_builds_identical_networks_including_power_iteration_vectors(ge
 
 def test_multiscale_discriminator_returns_features_then_logits_per_scale():
     d = build_spade_discriminator(SIZE, CLASSES, filters=4, layers=3, num_scales=2, seed=0)
-    scales = d([maps(2), tf.zeros([2, SIZE, SIZE, 3])], training=False)
+    scales = per_scale(d([maps(2), tf.zeros([2, SIZE, SIZE, 3])], training=False))
     assert len(scales) == 2 and all(len(scale) == 4 for scale in scales)  # 3 feature maps + logits per scale
     shapes = [[tuple(f.shape) for f in scale] for scale in scales]
     assert shapes[0] == [(2, 17, 17, 4), (2, 9, 9, 8), (2, 10, 10, 16), (2, 11, 11, 1)]
     assert shapes[1][-1] == (2, 7, 7, 1)  # the second scale sees the input at half size
     assert all(scale[-1].dtype == tf.float32 for scale in scales)
+    one = build_spade_discriminator(SIZE, CLASSES, filters=4, layers=2, num_scales=1, seed=0)
+    single = per_scale(one([maps(1), tf.zeros([1, SIZE, SIZE, 3])]))
+    assert len(single) == 1 and [tuple(f.shape) for f in single[0]] == [(1, 17, 17, 4), (1, 18, 18, 8), (1, 19, 19, 1)]
 
 
 def test_encoder_gives_mean_and_log_variance_and_sizes_are_checked():

@@ -96,7 +96,7 @@ def test_one_step_with_every_term_is_finite_and_moves_every_network(label_root, 
     except Exception as err:  # the pinned graph comes from PyPI once; offline without a cache it cannot
         pytest.skip(f"FaceNet graph unavailable: {err}")
     # Spectral norm off: it doubles the step's tracing time and is Keras' own (tests/models/test_spade.py builds it).
-    cfg = tiny(label_root, tmp_path / "step", use_encoder=True, perceptual="facenet", num_upsampling=2, disc_layers=2,
+    cfg = tiny(label_root, tmp_path / "step", use_encoder=True, perceptual="facenet", num_upsampling=1, disc_layers=2,
                spectral_norm=False)
     task = SpadeTask()
     run = task.start(cfg, tmp_path / "step", _NoBoard())
@@ -140,7 +140,7 @@ def test_train_one_epoch_resume_and_export_round_trip(label_root, tmp_path):
     from reface_tf.tasks.spade.task import latents_from_seeds
 
     # Small and without spectral norm: tracing the step dominates, and the step test above covers the rest.
-    small = dict(num_upsampling=2, disc_layers=2, spectral_norm=False)
+    small = dict(num_upsampling=1, disc_layers=2, disc_scales=1, spectral_norm=False)
     run = tmp_path / "run"
     first = tasks.train(tiny(label_root, run, epochs=1, **small))
     assert (first.epochs_done, first.steps_done) == (1, 2)

@@ -34,7 +34,7 @@ from reface_tf.losses import adversarial
 from reface_tf.losses.feature_matching import feature_matching
 from reface_tf.losses.kl import kl_divergence
 from reface_tf.losses.perceptual import feature_distance
-from reface_tf.models.spade import build_spade_discriminator, build_spade_encoder, build_spade_generator
+from reface_tf.models.spade import build_spade_discriminator, build_spade_encoder, build_spade_generator, per_scale
 from reface_tf.synth.segmaps import CLASS_NAMES, PALETTE
 from reface_tf.tasks.pix2pix.floors import Floors, FloorWatch, compute_floors, load_floors, mean_target, save_floors
 from reface_tf.tasks.pix2pix.task import mean_metrics
@@ -118,8 +118,8 @@ def spade_losses(networks: dict[str, keras.Model], cfg: Config):
         labels, real = batch["labels"], batch["target"]
         z, mu, logvar = style_latent(encoder, real, batch["z"], sample=True)
         fake = generator([labels, z], training=True)
-        scales = discriminator([tf.concat([labels, labels], 0), tf.concat([real, tf.cast(fake, real.dtype)], 0)],
-                               training=True)
+        scales = per_scale(discriminator([tf.concat([labels, labels], 0), tf.concat([real, tf.cast(fake, real.dtype)], 0)],
+                                         training=True))
         real_scales, fake_scales = split_halves(scales)
         real_logits, fake_logits = [sc[-1] for sc in real_scales], [sc[-1] for sc in fake_scales]
         logs = {"g_adv": ctx.average(adversarial.generator_loss("hinge", fake_logits))}
