@@ -160,6 +160,8 @@ def test_train_one_epoch_resume_and_export_round_trip(label_root, tmp_path):
     for name, net in loaded.networks.items():  # the resumed epoch trained every network further
         assert max(np.abs(a - b).max() for a, b in zip(after_one[name], weights(net))) > 0, name
 
+    with pytest.raises(ConfigError, match=r"task 'spade' does not translate images; export it with python export\.py"):
+        tasks.source_from_run(run)  # evaluate.py and photo prediction say what to do instead
     version, summary = tasks.get_task("spade").export(run, None, tmp_path / "export")
     meta, _ = read_meta(version)
     assert meta["task"] == "spade" and meta["signatures"] == ["serving_default", "with_seeds", "palette_png"]

@@ -259,6 +259,8 @@ class SpadeRun:
 class SpadeTask:
     name = NAME
     input_domain = "label_map"
+    # What evaluate.py and predict.py say of a run of this task, which turns maps (not photos) into faces.
+    no_source_hint = "export it with python export.py --run-dir RUN, then python predict.py MAP.png --model EXPORT"
 
     def build_networks(self, cfg: Config, names: tuple[str, ...] | None = None) -> dict[str, keras.Model]:
         builders = {"generator": generator_from_config, "discriminator": discriminator_from_config}
