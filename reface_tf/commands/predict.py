@@ -11,9 +11,28 @@ from reface_tf.errors import ConfigError
 
 PREDICT_EXAMPLES = """examples:
   python predict.py photo.jpg --model export/reface/1 --out results/
+  python predict.py labels.png --model export/spade --out faces/    # a SPADE export: label map -> face
   python predict.py photos/ --run-dir runs/reface --out results/    # a checkpoint instead of an export
 writes OUT/<stem>_after.png and OUT/<stem>_before_after.png for each photo with a face.
 """
+
+
+def _label_map_task(args: argparse.Namespace) -> int | None:
+    """Label maps → faces when the model is a SPADE export (None for an image-translation model)."""
+    if args.run_dir:
+        from reface_tf.tasks import run_config
+
+        if run_config(args.run_dir).task.name == "spade":
+            raise ConfigError(f"--run-dir {args.run_dir}: a spade run predicts from its export; run python export.py "
+                              f"--run-dir {args.run_dir} --out export/spade, then predict.py MAP.png --model export/spade")
+        return None
+    from reface_tf.serve.export import read_meta, resolve_version_dir
+
+    if read_meta(resolve_version_dir(args.model))[0].get("task") != "spade":
+        return None
+    from reface_tf.tasks.spade.predict import predict_label_maps
+
+    return predict_label_maps(args.photos, args.model, args.out)
 
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +60,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     if args.feather is not None and args.feather < 0:
         raise ConfigError(f"--feather {args.feather}: must be >= 0")
     setup_logging(args.verbose)
+    if (task := _label_map_task(args)) is not None:
+        return task
     import sys
 
     from reface_tf.errors import DataError

@@ -182,3 +182,16 @@ def save_png_atomic(path: str | os.PathLike, rgb: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(tmp, format="PNG")
     os.replace(tmp, path)
+
+
+def resize_uint8(rgb: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    """Resize to ``size x size``: area averaging when shrinking (no aliasing), bilinear when enlarging; nearest
+    neighbour with ``nearest`` (label maps: every output pixel is one of the input's classes, never a blend)."""
+    import cv2  # here: reading images needs only PIL
+
+    if rgb.shape[0] == size and rgb.shape[1] == size:
+        return rgb
+    if nearest:
+        return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_NEAREST)
+    shrinking = rgb.shape[0] > size or rgb.shape[1] > size
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

@@ -15,28 +15,17 @@ import logging
 import threading
 from typing import Callable
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
 from reface_tf.config import Config
+from reface_tf.data.images import resize_uint8
 from reface_tf.data.pairs import Pair, load_pair_rgb
 
 log = logging.getLogger(__name__)
 
 PairAugmentation = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 _EPOCH_STRIDE = 1 << 24  # per-element seed = epoch * stride + index: unique while a split has < 16M pairs
-
-
-def resize_uint8(rgb: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
-    """Resize to ``size x size``: area averaging when shrinking (no aliasing), bilinear when enlarging; nearest
-    neighbour with ``nearest`` (label maps: every output pixel is one of the input's classes, never a blend)."""
-    if rgb.shape[0] == size and rgb.shape[1] == size:
-        return rgb
-    if nearest:
-        return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_NEAREST)
-    shrinking = rgb.shape[0] > size or rgb.shape[1] > size
-    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def from_uint8(x: tf.Tensor) -> tf.Tensor:
@@ -74,12 +63,15 @@ class DecodedPairs:
         index = int(index)
         if index in self._store:
             return self._store[index]
-        a, b = load_pair_rgb(self.pairs[index], self.max_pixels)
-        item = (resize_uint8(a, self.size, self.nearest_inputs), resize_uint8(b, self.size))
+        item = self.decode(self.pairs[index])
         if self.cache:
             with self._lock:
                 self._store[index] = item
         return item
+
+    def decode(self, pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+        a, b = load_pair_rgb(pair, self.max_pixels)
+        return resize_uint8(a, self.size, self.nearest_inputs), resize_uint8(b, self.size)
 
     def load(self, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(index, input uint8, target uint8) of one pair, inside a tf.data map."""
@@ -167,12 +159,19 @@ def training_batches(store: DecodedPairs, cfg: Config, first_epoch: int, epochs:
     ``train_dataset`` gives for that epoch. A new iterator per epoch would cost an exhausted iterator's release
     at every epoch start, which was measured to block the first one for 7-8 s in about half the runs.
     """
-    seed = cfg.runtime.seed
-    parts = [epoch_indices(len(store), seed, e, global_batch, steps_per_epoch, skip_batches if e == first_epoch else 0)
+    epoch_of, indices = run_elements(len(store), cfg.runtime.seed, first_epoch, epochs, global_batch, steps_per_epoch,
+                                     skip_batches)
+    return _batches(store, cfg, epoch_of, indices, global_batch, augmentation)
+
+
+def run_elements(num_pairs: int, seed: int, first_epoch: int, epochs: int, global_batch: int, steps_per_epoch: int,
+                 skip_batches: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(epoch, pair index) of every remaining training element of a run, in training order (int64 arrays)."""
+    parts = [epoch_indices(num_pairs, seed, e, global_batch, steps_per_epoch, skip_batches if e == first_epoch else 0)
              for e in range(first_epoch, epochs)]
     indices = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     epoch_of = np.concatenate([np.full(len(p), e) for e, p in zip(range(first_epoch, epochs), parts)]) if parts else indices
-    return _batches(store, cfg, epoch_of, indices, global_batch, augmentation)
+    return epoch_of.astype(np.int64), indices.astype(np.int64)
 
 
 def eval_dataset(pairs: list[Pair], cfg: Config, batch_size: int = 1, store: DecodedPairs | None = None) -> tf.data.Dataset:

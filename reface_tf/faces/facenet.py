@@ -33,13 +33,19 @@ def resolve_identity_model(name: str) -> Path:
     return path
 
 
-def load_embedder(path: str | Path):
-    """A concrete function ``[1, 160, 160, 3] float32 (prewhitened) -> [1, D] embeddings`` from a frozen graph."""
+def read_graph_def(path: str | Path, option: str):
+    """A frozen GraphDef from a file; ModelError naming ``option`` when it is not one."""
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(Path(path).read_bytes())
     except Exception as err:  # protobuf's DecodeError is not exported under a stable name
-        raise ModelError(f"--identity-model {path}: not a frozen TensorFlow GraphDef ({type(err).__name__})") from None
+        raise ModelError(f"{option} {path}: not a frozen TensorFlow GraphDef ({type(err).__name__})") from None
+    return graph_def
+
+
+def load_embedder(path: str | Path):
+    """A concrete function ``[1, 160, 160, 3] float32 (prewhitened) -> [1, D] embeddings`` from a frozen graph."""
+    graph_def = read_graph_def(path, "--identity-model")
     names = {node.name for node in graph_def.node}
     missing = [t for t in (INPUT_NAME, OUTPUT_NAME) if t.split(":")[0] not in names]
     if missing:

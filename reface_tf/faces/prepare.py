@@ -35,6 +35,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from reface_tf.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, list_folder, load_rgb
+from reface_tf.cli import CountProgress
 from reface_tf.errors import DataError, ModelError, RefaceError
 from reface_tf.faces.align import BORDER_MODES, DEFAULT_MARGIN, DEFAULT_SIZE, align_face
 from reface_tf.faces.alignment_settings import AlignmentSettings, read_alignment, write_alignment
@@ -48,7 +49,6 @@ REPORT_MD = "report.md"
 DEFAULT_MIN_FACE_SIZE = 64
 # Reason kinds: the coarse key counted in the report; the full one-line reason is kept per file.
 UNREADABLE, NO_FACE, UNPAIRED, DUPLICATE, FAILED = "unreadable", "no face", "unpaired", "duplicate stem", "failed"
-_LOG_EVERY_S = 10.0
 _NAMED_IN_LOG = 20  # files left out at discovery named one per line; all of them are in the report
 _FLUSH_EVERY_S = 60.0
 NOT_READ = "not read"
@@ -496,34 +496,6 @@ def dataset_alignment(dst: Path, size: int, margin: float, border_mode: str, mod
 # --------------------------------------------------------------------------------------------- the run
 
 
-class _Progress:
-    """A tqdm bar on a terminal; otherwise a log line every few seconds (CI logs, nohup files)."""
-
-    def __init__(self, total: int, mode: str):
-        self.total, self.done, self.bar = total, 0, None
-        self.start = self.last = time.monotonic()
-        if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="pair", desc="aligning")
-        self.quiet = mode == "none"
-
-    def update(self) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-            return
-        now = time.monotonic()
-        if not self.quiet and (now - self.last >= _LOG_EVERY_S or self.done == self.total):
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9)
-            log.info("aligned %d/%d pairs (%.1f pairs/s)", self.done, self.total, rate)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, pair_pattern: Sequence[str] | None = None,
             size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN, border_mode: str = "reflect",
             min_face_size: float = DEFAULT_MIN_FACE_SIZE, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -567,7 +539,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, *, pair_pattern: Seq
     problems = list(discovery.problems)
     aligned = 0
     interrupted = False
-    bar = _Progress(len(todo), progress)
+    bar = CountProgress(len(todo), progress, unit="pair", verb="aligned", logger=log)
     outcomes = iter(()) if not todo else _run_inline(todo, opts) if workers == 1 else _run_pool(todo, opts, workers)
     flushed = time.monotonic()
     try:

@@ -44,24 +44,33 @@ def build_vgg_features(layers: list[str], weights: str = "imagenet", image_size:
     return keras.Model(vgg.input, [vgg.get_layer(name).output for name in layers], name="vgg19_features")
 
 
+def vgg_input(x: tf.Tensor) -> tf.Tensor:
+    """Images in [-1, 1] (RGB or gray) → VGG19's input (caffe-style BGR, mean subtracted)."""
+    x = tf.cast(x, tf.float32)
+    if x.shape[-1] == 1:
+        x = tf.image.grayscale_to_rgb(x)
+    return keras.applications.vgg19.preprocess_input((x + 1.0) * 127.5)
+
+
+def feature_distance(out_feats, tgt_feats, layer_weights=None) -> tf.Tensor:
+    """Per-example L1 between two lists of feature maps, the targets' held constant: the mean over the layers,
+    or their sum weighted by ``layer_weights``."""
+    per_layer = [per_example_mean(tf.abs(tf.cast(a, tf.float32) - tf.cast(tf.stop_gradient(b), tf.float32)))
+                 for a, b in zip(out_feats, tgt_feats)]
+    if layer_weights is None:
+        return tf.add_n(per_layer) / len(per_layer)
+    return tf.add_n([w * d for w, d in zip(layer_weights, per_layer)])
+
+
 def build_perceptual(cfg: Config) -> LossTerm | None:
     lo = cfg.loss
     if lo.lambda_perceptual == 0:
         return None
     features = build_vgg_features(list(lo.perceptual_layers), lo.vgg_weights)
 
-    def vgg_input(x: tf.Tensor) -> tf.Tensor:
-        x = tf.cast(x, tf.float32)
-        if x.shape[-1] == 1:
-            x = tf.image.grayscale_to_rgb(x)
-        return keras.applications.vgg19.preprocess_input((x + 1.0) * 127.5)
-
     def distance(ctx: LossContext) -> tf.Tensor:
-        out_feats = features(vgg_input(ctx.fake), training=False)
-        tgt_feats = features(vgg_input(ctx.targets), training=False)
-        per_layer = [per_example_mean(tf.abs(tf.cast(a, tf.float32) - tf.cast(tf.stop_gradient(b), tf.float32)))
-                     for a, b in zip(out_feats, tgt_feats)]
-        return tf.add_n(per_layer) / len(per_layer)
+        return feature_distance(features(vgg_input(ctx.fake), training=False),
+                                features(vgg_input(ctx.targets), training=False))
 
     term = LossTerm("perceptual", lo.lambda_perceptual, distance)
     term.model = features  # type: ignore[attr-defined]  # kept for tests and checkpoint-free inspection

@@ -32,11 +32,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from reface_tf.data.celebamask import CLASS_NAMES
 from reface_tf.errors import DataError
 from reface_tf.faces.align import FACE_OVAL
 
-CLASS_NAMES = ("background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
-               "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth")
 CLASS_INDEX = {name: i for i, name in enumerate(CLASS_NAMES)}
 NUM_CLASSES = len(CLASS_NAMES)
 

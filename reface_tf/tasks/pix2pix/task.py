@@ -17,6 +17,7 @@ import logging
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import Iterable
 
 import keras
 import numpy as np
@@ -33,6 +34,7 @@ from reface_tf.metrics import SIGNED_UNIT_RANGE, get_metric
 from reface_tf.models import discriminator_from_config, generator_from_config, inference_training_flag
 from reface_tf.tasks.pix2pix.floors import FloorWatch, Floors, compute_floors, load_floors, mean_target, save_floors
 from reface_tf.train.monitor import TensorBoard, sample_grid
+from reface_tf.tasks.common import training_split
 from reface_tf.train.step import make_optimizer
 from reface_tf.train.task import Phase, StepContext, StepGroup, TaskData
 
@@ -91,16 +93,21 @@ def augmentation(cfg: Config):
 VALIDATION_METRICS = ("l1", "psnr", "ssim")
 
 
-def validation_metrics(generator: keras.Model, dataset: tf.data.Dataset, training_flag: bool) -> dict[str, float]:
-    """Mean per-image L1, PSNR and SSIM (float64, data range 2) of G(input) against the target."""
+def mean_metrics(batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """``val_<metric>``: mean per-image L1, PSNR and SSIM (float64, data range 2) of (outputs, targets) batches in
+    [-1, 1]."""
     metrics = [get_metric(name) for name in VALIDATION_METRICS]
     rows: dict[str, list[float]] = defaultdict(list)
-    for inputs, targets in dataset:
-        outputs = generator(inputs, training=training_flag).numpy().astype(np.float64)
-        for out, tgt in zip(outputs, targets.numpy().astype(np.float64)):
+    for outputs, targets in batches:
+        for out, tgt in zip(np.asarray(outputs, np.float64), np.asarray(targets, np.float64)):
             for metric in metrics:
                 rows[metric.name].append(metric.fn(out, tgt, SIGNED_UNIT_RANGE))
     return {f"val_{k}": float(np.mean(v)) for k, v in rows.items()}
+
+
+def validation_metrics(generator: keras.Model, dataset: tf.data.Dataset, training_flag: bool) -> dict[str, float]:
+    """Mean per-image L1, PSNR and SSIM of G(input) against the target."""
+    return mean_metrics((generator(inputs, training=training_flag).numpy(), targets.numpy()) for inputs, targets in dataset)
 
 
 def run_floors(run_dir: Path, store: DecodedPairs, val_ds: tf.data.Dataset, image_size: int, tb: TensorBoard) -> Floors:
@@ -172,17 +179,8 @@ class Pix2PixRun:
 
     def __init__(self, cfg: Config, run_dir: Path, tb: TensorBoard):
         self.cfg = cfg
-        splits = splits_for_run(cfg, run_dir)
-        train_pairs, val_pairs = splits["train"], splits["val"]
+        train_pairs, val_pairs, steps_per_epoch = training_split(splits_for_run(cfg, run_dir), cfg)
         global_batch = cfg.optim.batch_size
-        if len(train_pairs) < global_batch:
-            raise DataError(f"--batch-size {global_batch} is larger than the {len(train_pairs)} training pairs; lower it or add data")
-        if not val_pairs:
-            log.warning("no validation pairs (dataset too small for --val-ratio); validating on training pairs")
-            val_pairs = train_pairs[: cfg.runtime.sample_count]
-        steps_per_epoch = len(train_pairs) // global_batch
-        if cfg.optim.steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, cfg.optim.steps_per_epoch)
         nearest = label_inputs(cfg)
         store = DecodedPairs(train_pairs, cfg.data.load_size, cfg.data.max_pixels, cache=cfg.data.cache, nearest_inputs=nearest)
         val_store = DecodedPairs(val_pairs, cfg.data.image_size, cfg.data.max_pixels, cache=True, nearest_inputs=nearest)
