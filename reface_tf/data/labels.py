@@ -28,7 +28,7 @@ from PIL import Image
 
 from reface_tf.config import DataConfig
 from reface_tf.data.images import IMAGE_SUFFIXES, is_data_entry, list_folder, load_rgb
-from reface_tf.data.pairs import DatasetScan, Pair, Problem, _groups_file
+from reface_tf.data.pairs import DatasetScan, Pair, Problem, read_groups_file
 from reface_tf.data.pipeline import DecodedPairs, element_seed, from_uint8, resize_uint8, run_elements
 from reface_tf.errors import DataError
 
@@ -100,7 +100,7 @@ def scan_label_dataset(root: str | os.PathLike, data: DataConfig, num_classes: i
                       for s in sorted(set(labels) - set(photos))]
     scan.problems += [Problem(str(photos[s]), f"unmatched: no label map with this stem in {LABELS_DIR}/")
                       for s in sorted(set(photos) - set(labels))]
-    groups = _groups_file(root)
+    groups = read_groups_file(root)
     candidates = [Pair(s, str(labels[s]), str(photos[s]), groups.get(s, s)) for s in sorted(set(labels) & set(photos))]
 
     def check(pair: Pair) -> Problem | None:
