@@ -26,9 +26,14 @@ def _label_map_task(args: argparse.Namespace) -> int | None:
             raise ConfigError(f"--run-dir {args.run_dir}: a spade run predicts from its export; run python export.py "
                               f"--run-dir {args.run_dir} --out export/spade, then predict.py MAP.png --model export/spade")
         return None
+    from reface_tf.errors import ModelError
     from reface_tf.serve.export import read_meta, resolve_version_dir
 
-    if read_meta(resolve_version_dir(args.model))[0].get("task") != "spade":
+    try:
+        task = read_meta(resolve_version_dir(args.model))[0].get("task")
+    except ModelError:
+        return None  # not an export: reported after the photos are checked, as for every model
+    if task != "spade":
         return None
     from reface_tf.tasks.spade.predict import predict_label_maps
 

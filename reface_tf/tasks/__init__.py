@@ -119,6 +119,6 @@ def source_from_run(run_dir: str | os.PathLike, checkpoint: int | None = None):
     cfg = run_config(run_dir)
     task = get_task(cfg.task.name)
     if not hasattr(task, "source"):
-        raise ConfigError(f"--run-dir {run_dir}: task {cfg.task.name!r} does not translate images; "
-                          "sample from it with sample.py instead")
+        hint = getattr(task, "no_source_hint", "sample from it with sample.py instead")
+        raise ConfigError(f"--run-dir {run_dir}: task {cfg.task.name!r} does not translate images; {hint}")
     return task.source(run_dir, checkpoint)
