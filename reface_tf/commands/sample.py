@@ -42,14 +42,6 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def grid_of(images, columns: int):
-    import numpy as np
-
-    rows = [images[i:i + columns] for i in range(0, len(images), columns)]
-    blank = np.zeros_like(images[0])
-    return np.concatenate([np.concatenate(list(r) + [blank] * (columns - len(r)), axis=1) for r in rows], axis=0)
-
-
 def sample_main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(description="Draw images from an exported generator, one per seed.", epilog=EXAMPLES,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,7 +76,7 @@ def sample_main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from reface_tf.data.images import save_png_atomic
+    from reface_tf.data.images import save_png_atomic, tile_images
 
     model = tf.saved_model.load(str(version))
     if args.interpolate:
@@ -105,6 +97,6 @@ def sample_main(argv: Sequence[str] | None = None) -> int:
     out_dir = Path(args.out)
     for seed, image in zip(seeds, images):
         save_png_atomic(out_dir / f"seed{seed:04d}.png", image)
-    save_png_atomic(out_dir / "grid.png", grid_of(images, min(8, len(images))))
+    save_png_atomic(out_dir / "grid.png", tile_images(images, min(8, len(images))))
     print(f"{len(images)} images from {version} (task {meta.get('task')}) in {out_dir}", file=sys.stdout)
     return 0

@@ -195,3 +195,12 @@ def resize_uint8(rgb: np.ndarray, size: int, nearest: bool = False) -> np.ndarra
         return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_NEAREST)
     shrinking = rgb.shape[0] > size or rgb.shape[1] > size
     return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def tile_images(images, columns: int) -> np.ndarray:
+    """Same-size images ``[N, H, W, C]`` as one picture, ``columns`` a row, the last row padded with black."""
+    images = np.asarray(images)
+    rows = [images[i:i + columns] for i in range(0, len(images), columns)]
+    blank = np.zeros_like(images[0])
+    return np.concatenate([np.concatenate(list(r) + [blank] * (columns - len(r)), axis=1) for r in rows], axis=0)
+

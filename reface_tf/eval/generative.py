@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reface_tf.data.images import save_png_atomic
+from reface_tf.data.images import save_png_atomic, tile_images
 from reface_tf.errors import DataError
 from reface_tf.serve.source import SeedSource
 
@@ -30,10 +30,8 @@ FLOOR_SEED = 0
 
 
 def sample_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
-    images = images[: columns * max(1, min(4, len(images) // columns))]
-    rows = [np.concatenate(list(images[i:i + columns]), axis=1) for i in range(0, len(images), columns)]
-    width = max(r.shape[1] for r in rows)
-    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    """Up to 4 rows of ``columns`` samples."""
+    return tile_images(images[: columns * 4], min(columns, len(images)))
 
 
 def evaluate_generator(source: SeedSource, real: np.ndarray, training: np.ndarray | None, embedder_names,

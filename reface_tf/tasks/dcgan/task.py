@@ -28,6 +28,7 @@ import tensorflow as tf
 from reface_tf.config import Config
 from reface_tf.data.diffaugment import diff_augment, parse_policy
 from reface_tf.data.image_folder import FaceImages, decode_faces, scan_face_images
+from reface_tf.data.images import tile_images
 from reface_tf.data.pipeline import from_uint8, to_uint8
 from reface_tf.errors import DataError
 from reface_tf.losses import adversarial
@@ -111,12 +112,6 @@ def generate(generator: keras.Model, seeds, latent_dim: int, batch: int = 64) ->
     out = [generator(latent_of_seeds(tf.constant(seeds[i:i + batch]), latent_dim), training=False).numpy()
            for i in range(0, len(seeds), batch)]
     return to_uint8(np.concatenate(out)) if out else np.zeros((0,) + generator.output_shape[1:], np.uint8)
-
-
-def tile(images: np.ndarray, columns: int) -> np.ndarray:
-    rows = [images[i:i + columns] for i in range(0, len(images), columns)]
-    blank = np.zeros_like(images[0])
-    return np.concatenate([np.concatenate(list(r) + [blank] * (columns - len(r)), axis=1) for r in rows], axis=0)
 
 
 def interpolation_strip(generator: keras.Model, latent_dim: int, first: int, last: int, steps: int = 8) -> np.ndarray:
@@ -257,7 +252,7 @@ class DCGANRun:
 
     def preview(self, networks) -> np.ndarray:
         images = generate(self._sampler(networks, reuse=True), range(self.cfg.dcgan.grid_seeds), self.cfg.dcgan.latent_dim)
-        return tile(images, int(np.ceil(np.sqrt(len(images)))))
+        return tile_images(images, int(np.ceil(np.sqrt(len(images)))))
 
     def validate(self, networks) -> dict[str, float]:
         d = self.cfg.dcgan
