@@ -1,0 +1,78 @@
+"""The sample photos whose subjects' ages on the day are documented, and the age estimator's error on them.
+
+Each photo is one of the pinned samples (:mod:`reface_tf.samples`); the subject's date of birth and the date the
+photo was taken come from the sources named here (also listed in docs/age_estimator.md). Nothing is tuned on
+these photos: they only check that the pinned estimator, with this project's crop, is in the right range.
+
+>>> from reface_tf.faces.age_estimator import AgeEstimator
+>>> rows = measure_documented_photos(AgeEstimator.load())    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from reface_tf.data.images import load_rgb
+
+
+@dataclass(frozen=True)
+class DocumentedPhoto:
+    sample: str  # name in reface_tf.samples.SOURCES
+    subject: str
+    born: date
+    taken: date
+    source: str  # where the date the photo was taken is documented
+
+    @property
+    def age(self) -> float:
+        """Age in years on the day (days / 365.2425)."""
+        return (self.taken - self.born).days / 365.2425
+
+
+_WHITE_HOUSE = "the photo's own EXIF caption (Official White House Photo by Pete Souza): "
+DOCUMENTED_PHOTOS: tuple[DocumentedPhoto, ...] = (
+    DocumentedPhoto("obama", "Barack Obama", date(1961, 8, 4), date(2012, 12, 6),
+                    _WHITE_HOUSE + "presidential portrait sitting in the Oval Office, Dec. 6, 2012"),
+    DocumentedPhoto("obama2", "Barack Obama", date(1961, 8, 4), date(2009, 9, 9),
+                    _WHITE_HOUSE + "health care address to a joint session of Congress, Sept. 9, 2009"),
+    DocumentedPhoto("obama3", "Barack Obama", date(1961, 8, 4), date(2010, 5, 10),
+                    _WHITE_HOUSE + "with Elena Kagan in the Blue Room, May 10, 2010"),
+    DocumentedPhoto("biden", "Joe Biden", date(1942, 11, 20), date(2010, 5, 10),
+                    _WHITE_HOUSE + "the same Blue Room photo, May 10, 2010"),
+    DocumentedPhoto("grace_hopper", "Grace Hopper", date(1906, 12, 9), date(1984, 1, 20),
+                    "Wikimedia Commons File:Grace_Hopper.jpg (named in the JPEG's comment): 'Commodore Grace M. "
+                    "Hopper, USN (covered)', US Navy photo by James S. Davis, 20 January 1984; her Commodore rank "
+                    "(8 Nov 1983 - 1985, Naval History and Heritage Command biography) bounds it to ages 76-78"),
+)
+
+
+@dataclass
+class PhotoAge:
+    photo: DocumentedPhoto
+    estimate: float | None  # None: no face found
+
+    @property
+    def error(self) -> float | None:
+        return None if self.estimate is None else self.estimate - self.photo.age
+
+
+def measure_documented_photos(estimator, photos: tuple[DocumentedPhoto, ...] = DOCUMENTED_PHOTOS) -> list[PhotoAge]:
+    """The estimate of the largest face of each documented photo (fetched from the registry when not cached)."""
+    from reface_tf.samples import fetch_samples, select_sources
+
+    paths = fetch_samples(select_sources([p.sample for p in photos]))
+    rows = []
+    for photo in photos:
+        faces = estimator.predict_photo(load_rgb(paths[photo.sample]))
+        rows.append(PhotoAge(photo, faces[0].age if faces else None))
+    return rows
+
+
+def mean_absolute_error(rows: list[PhotoAge]) -> float:
+    """MAE in years (float64) over all the photos; a photo where no face is found counts as an error of 80 years,
+    so a detector failure cannot make the number look better."""
+    errors = [abs(r.error) if r.error is not None else 80.0 for r in rows]
+    return float(np.mean(np.asarray(errors, dtype=np.float64)))
