@@ -589,7 +589,7 @@ def demo_faces(root: str | os.PathLike | None = None) -> str:
 # Bump when the simulated-age demo's output changes (the transform or the layout), so an older cache is rebuilt.
 AGE_DEMO_VERSION = 1
 AGE_DEMO_CLASSES = ("original", "simulated older")
-_OLDER_SUFFIX = "_simulated_older"
+SIMULATED_SUFFIX = "_simulated_older"  # file stem of a photo's simulated-older copy
 
 
 def _age_demo_marker(root: Path) -> Path:
@@ -652,7 +652,7 @@ def demo_age_faces(root: str | os.PathLike | None = None) -> Path:
         landmarks, missed = _aligned_landmarks(images)
         rows, group_rows = [], []
         for photo, image, lm in zip(photos, images, landmarks):
-            older = f"{photo.stem}{_OLDER_SUFFIX}"
+            older = f"{photo.stem}{SIMULATED_SUFFIX}"
             shutil.copyfile(photo, staging / photo.name)
             save_png_atomic(staging / f"{older}.png", simulate_older(image, lm))
             rows += [(photo.name, AGE_DEMO_CLASSES[0]), (f"{older}.png", AGE_DEMO_CLASSES[1])]

@@ -191,7 +191,7 @@ class AgeEstimator:
         """The chips of aligned faces and, per face, whether its landmarks were found (else the template fit)."""
         images = [np.asarray(im) for im in images]
         if landmarks is None:
-            landmarks = self._detect_all(images)
+            landmarks = self.detect_landmarks(images)
         chips, found = [], []
         for image, lm in zip(images, landmarks):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.shape[0] != image.shape[1]:
@@ -232,7 +232,8 @@ class AgeEstimator:
             self._landmarker = FaceLandmarker(max_faces=5)
         return self._landmarker
 
-    def _detect_all(self, images: list[np.ndarray]) -> list[np.ndarray | None]:
+    def detect_landmarks(self, images: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+        """The 478 landmarks of the largest face of each image (None where no face is found)."""
         found: list[np.ndarray | None] = []
         for image in images:
             faces = self._get_landmarker().detect(image)

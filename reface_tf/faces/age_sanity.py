@@ -76,3 +76,59 @@ def mean_absolute_error(rows: list[PhotoAge]) -> float:
     so a detector failure cannot make the number look better."""
     errors = [abs(r.error) if r.error is not None else 80.0 for r in rows]
     return float(np.mean(np.asarray(errors, dtype=np.float64)))
+
+
+def measure_class_folder(estimator, root) -> tuple[list[str], np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Estimated ages (float64) of every image of a labelled aligned folder (``read_class_labels``), e.g. the demo
+    with SIMULATED age classes: (paths, classes, ages, class names)."""
+    from pathlib import Path
+
+    from reface_tf.data.age_labels import read_class_labels
+
+    labels = read_class_labels(root)
+    images = [load_rgb(Path(root) / p) for p in labels.paths]
+    return labels.paths, labels.classes, estimator.predict(np.stack(images)), labels.class_names
+
+
+def histogram_lines(ages: np.ndarray, edges: tuple[int, ...] = (0, 11, 21, 31, 41, 51, 61, 71, 81)) -> list[str]:
+    counts, _ = np.histogram(ages, bins=np.asarray(edges, dtype=np.float64))
+    return [f"{lo:>2}-{hi - 1:<2} {n:4d} {'#' * int(n)}" for lo, hi, n in zip(edges[:-1], edges[1:], counts)]
+
+
+def main(argv=None) -> int:
+    """``python -m reface_tf.faces.age_sanity``: the numbers of docs/age_estimator.md."""
+    import argparse
+
+    from reface_tf.cli import setup_logging
+    from reface_tf.faces.age_estimator import AgeEstimator
+    from reface_tf.samples import SIMULATED_SUFFIX, demo_age_faces
+
+    parser = argparse.ArgumentParser(prog="python -m reface_tf.faces.age_sanity", description=main.__doc__)
+    parser.add_argument("--age-model", default=None, help="a local age-v1.onnx (default: the pinned registry file)")
+    args = parser.parse_args(argv)
+    setup_logging(False)
+    with AgeEstimator.load(args.age_model) as estimator:
+        rows = measure_documented_photos(estimator)
+        print("photo            subject        age on the day  estimate  error")
+        for r in rows:
+            est = "no face" if r.estimate is None else f"{r.estimate:8.1f}  {r.error:+5.1f}"
+            print(f"{r.photo.sample:16s} {r.photo.subject:14s} {r.photo.age:14.1f}  {est}")
+        print(f"mean absolute error: {mean_absolute_error(rows):.2f} years over {len(rows)} photos")
+        paths, classes, ages_all, names = measure_class_folder(estimator, demo_age_faces())
+    per_class = {name: ages_all[classes == k] for k, name in enumerate(names)}
+    for name, ages in per_class.items():
+        print(f"\ndemo class '{name}': {len(ages)} faces, estimated age mean {ages.mean():.2f}, median "
+              f"{np.median(ages):.2f}, std {ages.std():.2f}, range {ages.min():.1f}-{ages.max():.1f}")
+        print("\n".join(histogram_lines(ages)))
+    by_path = dict(zip(paths, ages_all))
+    older = [p for p, c in zip(paths, classes) if c == 1]
+    pairs = [(by_path[p.replace(SIMULATED_SUFFIX, "")], by_path[p]) for p in older if p.replace(SIMULATED_SUFFIX, "") in by_path]
+    if pairs:
+        diff = np.asarray([b - a for a, b in pairs], dtype=np.float64)  # each simulated copy against its own photo
+        print(f"\n'{names[1]}' minus '{names[0]}', photo by photo: mean {diff.mean():+.2f}, median "
+              f"{np.median(diff):+.2f} years; older in {int((diff > 0).sum())} of {len(diff)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -106,3 +106,36 @@ def test_aligned_faces_get_the_estimate_of_their_photo(estimator):
     assert abs(by_landmarks - photo_age) < 5 and abs(by_template - photo_age) < 8
     with pytest.raises(ValueError, match="square uint8"):
         estimator.predict(np.zeros((1, 32, 48, 3), np.uint8))
+
+
+@pytest.mark.slow
+def test_prepare_ages_writes_estimates_and_lists_faceless_images(tmp_path, estimator, capsys):
+    import shutil
+
+    from PIL import Image
+
+    from reface_tf.cli import run_cli
+    from reface_tf.data.age_labels import read_class_labels
+    from reface_tf.faces.pseudo_ages import main
+    from reface_tf.samples import SamplesUnavailable, fetch_samples, select_sources
+
+    try:
+        paths = fetch_samples(select_sources(["grace_hopper", "biden"]))
+    except SamplesUnavailable as err:
+        pytest.skip(f"sample photos unavailable: {err}")
+    for name, path in paths.items():
+        shutil.copyfile(path, tmp_path / f"{name}.jpg")
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(tmp_path / "wall.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    assert run_cli(main, ["--data", str(tmp_path), "--progress", "none"]) == 0
+    labels = read_class_labels(tmp_path)
+    assert labels.source == "csv" and labels.paths == ["biden.jpg", "grace_hopper.jpg"]
+    assert 55 < labels.ages[0] < 80 and labels.ages[1] > 65
+    skipped = (tmp_path / "labels_skipped.csv").read_text()
+    assert "wall.png,no face found" in skipped and "broken.jpg" in skipped
+    assert "2 faces labelled (photos), 2 skipped" in capsys.readouterr().out
+    # Existing labels are never replaced silently; a bad group spec is one line before any work.
+    assert run_cli(main, ["--data", str(tmp_path), "--progress", "none"]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert run_cli(main, ["--data", str(tmp_path), "--age-groups", "0-10,5-20"]) == 2
+    assert "--age-groups" in capsys.readouterr().err
