@@ -20,6 +20,9 @@ from one of these sources (``read_class_labels(root, source=...)``):
   the photo was taken. Ages outside 0-101 are skipped, as ``age.py`` drops them.
 - ``auto``: the first of these that the folder holds, in the order above.
 
+A folder with none of these gets estimated ages from :func:`reface_tf.faces.pseudo_ages.read_or_estimate_labels`
+(or ``python prepare_ages.py --data ROOT``), which writes the ``path,age`` form.
+
 Ages are grouped by :class:`AgeGroups` (``--age-groups``); an age in years with a fraction (an estimate) is in the
 group of its whole years, as a person of 10.7 is "10".
 """
@@ -27,7 +30,6 @@ group of its whole years, as a person of 10.7 is "10".
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -413,15 +415,3 @@ def _read_imdb_wiki_meta(root: Path, groups: AgeGroups) -> tuple[list[_Entry], l
             entries.append(entry)
     return entries, skipped, groups.names, True
 
-
-def write_age_csv(root: str | os.PathLike, paths: list[str], ages: list[float] | np.ndarray) -> Path:
-    """Write ``root/labels.csv`` (``path,age``) atomically: a reader never sees half a file."""
-    from reface_tf.faces.prepare import write_text_atomic
-
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["path", "age"])
-    writer.writerows((p, f"{float(a):.2f}") for p, a in zip(paths, ages))
-    out = Path(root) / LABELS_CSV
-    write_text_atomic(out, text.getvalue())
-    return out

@@ -21,7 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
-from reface_tf.data.age_labels import (CLASSES_JSON, DEFAULT_AGE_GROUPS, LABELS_CSV, AgeGroups, write_age_csv)
+from reface_tf.data.age_labels import (CLASSES_JSON, DEFAULT_AGE_GROUPS, LABELS_CSV, AgeGroups, ClassLabels,
+                                       detect_source, read_class_labels)
 from reface_tf.data.images import list_folder, load_rgb
 from reface_tf.errors import DataError
 from reface_tf.faces.alignment_settings import ALIGNMENT_FILE, read_alignment
@@ -91,6 +92,35 @@ def estimate_folder_ages(root: str | os.PathLike, model: str | os.PathLike | Non
     write_age_csv(root, report.paths, report.ages)
     _write_skipped(root / SKIPPED_CSV, report.skipped)
     return report
+
+
+def read_or_estimate_labels(root: str | os.PathLike, groups: AgeGroups = DEFAULT_AGE_GROUPS,
+                            model: str | os.PathLike | None = None, progress: str = "auto") -> ClassLabels:
+    """``read_class_labels(root)`` for a folder with labels; for one without any (no labels.csv, IMDB-WIKI layout
+    or UTKFace names), the estimated ages first written to ``root/labels.csv``. ``source`` tells which."""
+    try:
+        detect_source(Path(root))
+    except DataError:
+        if not Path(root).is_dir():
+            raise
+        estimate_folder_ages(root, model, progress=progress)
+        labels = read_class_labels(root, "csv", groups)
+        labels.source = "estimate"
+        return labels
+    return read_class_labels(root, "auto", groups)
+
+
+def write_age_csv(root: str | os.PathLike, paths: Sequence[str], ages: Sequence[float] | np.ndarray) -> Path:
+    """Write ``root/labels.csv`` (``path,age``) atomically: a reader never sees half a file."""
+    from reface_tf.faces.prepare import write_text_atomic
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["path", "age"])
+    writer.writerows((p, f"{float(a):.2f}") for p, a in zip(paths, ages))
+    out = Path(root) / LABELS_CSV
+    write_text_atomic(out, text.getvalue())
+    return out
 
 
 def _estimate(estimator, rgb: np.ndarray, aligned: bool, margin: float | None) -> float | None:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from reface_tf.data.age_labels import (DEFAULT_AGE_GROUPS, AgeGroups, detect_source, imdb_wiki_age,
-                                       read_class_labels, write_age_csv)
+                                       read_class_labels)
 from reface_tf.errors import ConfigError, DataError
 
 
@@ -114,6 +114,8 @@ def test_csv_with_a_wrong_header_or_bad_classes_json_is_one_line(tmp_path):
 
 
 def test_write_age_csv_round_trips_and_quotes_commas(tmp_path):
+    from reface_tf.faces.pseudo_ages import write_age_csv
+
     _image(tmp_path / "a,b.png")
     _image(tmp_path / "c.png")
     write_age_csv(tmp_path, ["a,b.png", "c.png"], [33.333, 71.0])

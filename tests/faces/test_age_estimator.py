@@ -73,7 +73,7 @@ def estimator():
 
 @pytest.mark.slow
 def test_error_on_documented_photos_is_below_12_years(estimator):
-    from reface_tf.faces.age_sanity import mean_absolute_error, measure_documented_photos
+    from reface_tf.eval.age_sanity import mean_absolute_error, measure_documented_photos
     from reface_tf.samples import SamplesUnavailable
 
     try:
@@ -139,3 +139,21 @@ def test_prepare_ages_writes_estimates_and_lists_faceless_images(tmp_path, estim
     assert "pass --overwrite" in capsys.readouterr().err
     assert run_cli(main, ["--data", str(tmp_path), "--age-groups", "0-10,5-20"]) == 2
     assert "--age-groups" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_read_or_estimate_labels_estimates_only_a_folder_without_labels(tmp_path, estimator):
+    import shutil
+
+    from reface_tf.data.age_labels import AgeGroups
+    from reface_tf.faces.pseudo_ages import read_or_estimate_labels
+    from reface_tf.samples import SamplesUnavailable, fetch_samples, select_sources
+
+    try:
+        path = fetch_samples(select_sources(["grace_hopper"]))["grace_hopper"]
+    except SamplesUnavailable as err:
+        pytest.skip(f"sample photos unavailable: {err}")
+    shutil.copyfile(path, tmp_path / "hopper.jpg")
+    labels = read_or_estimate_labels(tmp_path, AgeGroups.parse("0-59,60+"), progress="none")
+    assert labels.source == "estimate" and labels.paths == ["hopper.jpg"] and labels.classes.tolist() == [1]
+    assert read_or_estimate_labels(tmp_path).source == "csv"  # now labelled: read, not estimated again

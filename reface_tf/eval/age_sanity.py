@@ -96,14 +96,14 @@ def histogram_lines(ages: np.ndarray, edges: tuple[int, ...] = (0, 11, 21, 31, 4
 
 
 def main(argv=None) -> int:
-    """``python -m reface_tf.faces.age_sanity``: the numbers of docs/age_estimator.md."""
+    """``python -m reface_tf.eval.age_sanity``: the numbers of docs/age_estimator.md."""
     import argparse
 
     from reface_tf.cli import setup_logging
     from reface_tf.faces.age_estimator import AgeEstimator
     from reface_tf.samples import SIMULATED_SUFFIX, demo_age_faces
 
-    parser = argparse.ArgumentParser(prog="python -m reface_tf.faces.age_sanity", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m reface_tf.eval.age_sanity", description=main.__doc__)
     parser.add_argument("--age-model", default=None, help="a local age-v1.onnx (default: the pinned registry file)")
     args = parser.parse_args(argv)
     setup_logging(False)
