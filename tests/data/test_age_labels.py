@@ -220,6 +220,7 @@ def test_a_source_with_no_usable_entries_names_the_first_problem(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.network
 def test_demo_age_faces_are_two_simulated_classes_of_the_same_photos(tmp_path):
     from reface_tf.data.pairs import read_groups_file
     from reface_tf.samples import SamplesUnavailable, demo_age_faces
