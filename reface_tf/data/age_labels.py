@@ -220,6 +220,16 @@ def _check_image_path(root: Path, rel: str) -> str | None:
     return None
 
 
+def _row_skipped(root: Path, rel: str, seen: set[str], where: str, skipped: list[tuple[str, str]]) -> bool:
+    """Record why the image of a label-table row (``where`` = ``file:line``) cannot be used; False if it can."""
+    problem = _check_image_path(root, rel)
+    if problem is None and rel in seen:
+        problem = f"listed again ({where}); the first label is used"
+    if problem is not None:
+        skipped.append((rel or where, problem))
+    return problem is not None
+
+
 def _age_entry(rel: str, age: float, groups: AgeGroups) -> tuple[_Entry | None, str | None]:
     try:
         return (rel, groups.class_of(age), float(age)), None
@@ -251,11 +261,7 @@ def _read_csv(root: Path, groups: AgeGroups) -> tuple[list[_Entry], list[tuple[s
             skipped.append((f"{LABELS_CSV}:{line}", f"expected 2 fields ({','.join(header)}), got {len(row)}"))
             continue
         rel, value = row[0].strip(), row[1].strip()
-        problem = _check_image_path(root, rel)
-        if problem is None and rel in seen:
-            problem = f"listed again ({LABELS_CSV} line {line}); the first label is used"
-        if problem is not None:
-            skipped.append((rel or f"{LABELS_CSV}:{line}", problem))
+        if _row_skipped(root, rel, seen, f"{LABELS_CSV}:{line}", skipped):
             continue
         if by_age:
             try:
@@ -390,11 +396,7 @@ def _read_imdb_wiki_meta(root: Path, groups: AgeGroups) -> tuple[list[_Entry], l
         column = "path" if "path" in (reader.fieldnames or []) else "full_path"
         for line, row in enumerate(reader, start=2):
             rel = (row.get(column) or "").strip()
-            problem = _check_image_path(root, rel)
-            if problem is None and rel in seen:
-                problem = f"listed again ({IMDB_WIKI_META} line {line}); the first label is used"
-            if problem is not None:
-                skipped.append((rel or f"{IMDB_WIKI_META}:{line}", problem))
+            if _row_skipped(root, rel, seen, f"{IMDB_WIKI_META}:{line}", skipped):
                 continue
             try:
                 if row.get("age") not in (None, ""):
