@@ -25,6 +25,11 @@ A folder with none of these gets estimated ages from :func:`reface_tf.faces.pseu
 
 Ages are grouped by :class:`AgeGroups` (``--age-groups``); an age in years with a fraction (an estimate) is in the
 group of its whole years, as a person of 10.7 is "10".
+
+:data:`DEFAULT_AGE_GROUPS` is ``0-10,11-20,21-30,31-40,41-50,51-60,61-70,71-80,81+``: the reference's decades
+(its list skips 31-40, which would leave people in their thirties without a class), but ending with 71-80 and an
+open 81+ where the reference has 81-90 and 91-100. The offline age estimator (:mod:`reface_tf.faces.age_estimator`)
+has age bins only up to 80 years: it can neither pseudo-label nor check groups above 80, so they are one group.
 """
 
 from __future__ import annotations
