@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from reface_tf.data.images import IMAGE_SUFFIXES, list_folder
+from reface_tf.data.pairs import read_groups_file
 from reface_tf.errors import ConfigError, DataError
 
 LABELS_CSV = "labels.csv"
@@ -148,7 +149,9 @@ class ClassLabels:
     """Labelled images of a dataset folder: ``paths[i]`` (relative to the folder) has class ``classes[i]``.
 
     ``ages`` holds the age in years of each image where the source gives ages (None for ``path,class`` CSVs);
-    ``skipped`` lists every entry that was not used, with the reason.
+    ``groups`` the identity group of each image from ``ROOT/groups.csv`` (``stem,group``; the file stem where it is
+    not listed), so a split can keep one person on one side; ``skipped`` lists every entry that was not used, with
+    the reason.
     """
 
     root: str
@@ -158,9 +161,14 @@ class ClassLabels:
     source: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ages: np.ndarray | None = None  # float64 [N]
+    groups: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def files(self) -> list[Path]:
+        """The images as paths (``root / path``)."""
+        return [Path(self.root) / p for p in self.paths]
 
     def counts(self) -> dict[str, int]:
         """Images per class name (every class, zero included)."""
@@ -181,6 +189,7 @@ def read_class_labels(root: str | os.PathLike, source: str = "auto",
     reader = {"csv": _read_csv, "utkface": _read_utkface, "imdb-wiki": _read_imdb_wiki}[source]
     entries, skipped, names, with_ages = reader(root, groups)
     entries.sort(key=lambda e: e[0])
+    groups_of = read_groups_file(root)
     if not entries:
         first = f" (first skipped: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise DataError(f"--data: no labelled images in {root} as {source}{first}")
@@ -192,6 +201,7 @@ def read_class_labels(root: str | os.PathLike, source: str = "auto",
         source=source,
         skipped=skipped,
         ages=np.asarray([e[2] for e in entries], dtype=np.float64) if with_ages else None,
+        groups=[groups_of.get(Path(e[0]).stem, Path(e[0]).stem) for e in entries],
     )
 
 

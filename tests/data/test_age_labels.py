@@ -93,6 +93,8 @@ def test_csv_classes_by_index_or_name_with_classes_json(tmp_path):
     assert "not below the number of classes 2" in reasons["z.png"]
     assert "neither an index nor one of young, old" in reasons["w.png"]
     assert labels.counts() == {"young": 1, "old": 1}
+    assert labels.groups == ["x", "y"]  # no groups.csv: each image its own group
+    assert labels.files() == [tmp_path / "x.png", tmp_path / "y.png"]
 
 
 def test_csv_class_names_default_to_the_age_groups(tmp_path):
@@ -241,5 +243,7 @@ def test_demo_age_faces_are_two_simulated_classes_of_the_same_photos(tmp_path):
             assert original in labels.paths  # the same photo is in the other class
             assert groups[path[:-4]] == groups[original[:-4]]  # and in the same group
     assert set(groups) == stems
+    assert labels.groups == [groups[p[:-4]] for p in labels.paths]
+    assert len(set(labels.groups)) < len(labels.paths) // 2  # the video frames of one woman share blocks
     assert "SIMULATED" in (root / "README.txt").read_text() and json.loads((root / "metadata.json").read_text())["simulated"]
     assert demo_age_faces(tmp_path / "age_faces") == root  # cached
