@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -107,6 +108,8 @@ def test_aligned_faces_get_the_estimate_of_their_photo(estimator):
     by_landmarks = estimator.predict(aligned.image[None])[0]
     by_template = estimator.predict(aligned.image[None], landmarks=[None])[0]
     assert abs(by_landmarks - photo_age) < 5 and abs(by_template - photo_age) < 8
+    small = cv2.resize(aligned.image, (64, 64), interpolation=cv2.INTER_AREA)  # a generated sample's size
+    assert abs(estimator.predict(small[None], landmarks=[None])[0] - photo_age) < 10
     with pytest.raises(ValueError, match="square uint8"):
         estimator.predict(np.zeros((1, 32, 48, 3), np.uint8))
 
