@@ -43,7 +43,7 @@ def main() -> int:
         for source in sources:
             rgb = load_rgb(paths[source.name])
             found = frontend.extract(rgb)
-            faces = estimator._get_landmarker().detect(rgb)
+            faces = estimator.landmarker().detect(rgb)
             if not found or not faces:
                 continue
             dlib_face = max(found, key=lambda e: e.rectangle[2] - e.rectangle[0])

@@ -212,7 +212,7 @@ class AgeEstimator:
     def predict_photo(self, rgb: np.ndarray, min_face_px: float = 32.0) -> list[PhotoFace]:
         """Every face of an unaligned photo, largest first, each chip cut from the photo itself (as the wheel
         does, at the photo's full resolution)."""
-        faces = [f for f in self._get_landmarker().detect(rgb) if f.size >= min_face_px]
+        faces = [f for f in self.landmarker().detect(rgb) if f.size >= min_face_px]
         if not faces:
             return []
         chips = np.stack([extract_chip(rgb, chip_matrix_from_landmarks(f.landmarks)) for f in faces])
@@ -225,7 +225,8 @@ class AgeEstimator:
 
     # ------------------------------------------------------------------------------------------- landmarks
 
-    def _get_landmarker(self):
+    def landmarker(self):
+        """The MediaPipe landmarker the estimator finds faces with (created on first use, closed by close())."""
         if self._landmarker is None:
             from reface_tf.faces.landmarks import FaceLandmarker
 
@@ -236,7 +237,7 @@ class AgeEstimator:
         """The 478 landmarks of the largest face of each image (None where no face is found)."""
         found: list[np.ndarray | None] = []
         for image in images:
-            faces = self._get_landmarker().detect(image)
+            faces = self.landmarker().detect(image)
             found.append(np.asarray(faces[0].landmarks, np.float64) if faces else None)
         return found
 

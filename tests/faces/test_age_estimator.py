@@ -103,7 +103,7 @@ def test_aligned_faces_get_the_estimate_of_their_photo(estimator):
         pytest.skip(f"sample photos unavailable: {err}")
     rgb = load_rgb(path)
     photo_age = estimator.predict_photo(rgb)[0].age
-    face = estimator._get_landmarker().detect(rgb)[0]
+    face = estimator.landmarker().detect(rgb)[0]
     aligned = align_face(rgb, face.landmarks, size=256)
     by_landmarks = estimator.predict(aligned.image[None])[0]
     by_template = estimator.predict(aligned.image[None], landmarks=[None])[0]
