@@ -598,6 +598,105 @@ def _copy_demo_faces(source: Path, root: Path) -> None:
         raise
 
 
+# Bump when the simulated-age demo's output changes (the transform or the layout), so an older cache is rebuilt.
+AGE_DEMO_VERSION = 1
+AGE_DEMO_CLASSES = ("original", "simulated older")
+SIMULATED_SUFFIX = "_simulated_older"  # file stem of a photo's simulated-older copy
+
+
+def _age_demo_marker(root: Path) -> Path:
+    return root / f".complete-v{DEMO_VERSION}-age{AGE_DEMO_VERSION}"
+
+
+def _aligned_landmarks(images: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """Face-mesh landmarks of aligned faces; a face the landmarker misses gets the mean of the others (aligned
+    faces share one template, so the mean layout lands on its features to within a few pixels)."""
+    from reface_tf.faces.landmarks import FaceLandmarker
+
+    found: list[np.ndarray | None] = []
+    with FaceLandmarker(max_faces=1) as landmarker:
+        for image in images:
+            faces = landmarker.detect(image)
+            found.append(faces[0].landmarks.astype(np.float64) if faces else None)
+    detected = [lm for lm in found if lm is not None]
+    if not detected:
+        raise SamplesUnavailable("simulated-age demo cannot be built: no landmarks found on the aligned demo faces")
+    mean = np.mean(detected, axis=0)
+    return [mean if lm is None else lm for lm in found], len(images) - len(detected)
+
+
+def demo_age_faces(root: str | os.PathLike | None = None) -> Path:
+    """The demo faces with two SIMULATED age classes, for age-conditional generators: ``original`` (each aligned
+    demo photo, unchanged) and ``simulated older`` (the same photo through
+    :func:`reface_tf.synth.aging.simulate_older`: greyed hair band, lowered saturation, drawn wrinkle lines).
+    These are NOT ages: the demo faces all have about the same age, and the second class is a labelled,
+    deterministic image transform.
+
+    Every photo is in both classes (the transform applied to a copy), not one class per person: most demo
+    pictures are video frames of one woman, so any split of people into classes would give the classes different
+    identities and a generator would learn identity instead of the class. With both copies the class is the only
+    difference. Each copy keeps its photo's group in ``groups.csv``, so a person stays on one side of a split in
+    both classes.
+
+    Layout (``cache_dir()/demo/age_faces``, built once from :func:`demo_faces`): ``<stem>.png`` and
+    ``<stem>_simulated_older.png``, ``labels.csv`` (``path,class``), ``classes.json``, ``groups.csv``,
+    ``alignment.json``, ``README.txt`` and ``metadata.json`` saying the classes are simulated.
+    """
+    import json
+
+    from reface_tf.data.age_labels import CLASSES_JSON, LABELS_CSV
+    from reface_tf.data.images import load_rgb, save_png_atomic
+    from reface_tf.data.pairs import read_groups_file
+    from reface_tf.faces.alignment_settings import write_alignment
+    from reface_tf.synth.aging import SIMULATED_AGE_NOTE, simulate_older
+
+    root = Path(root) if root is not None else cache_dir() / "demo" / "age_faces"
+    if _age_demo_marker(root).is_file():
+        return root
+    faces = Path(demo_faces())
+    groups = read_groups_file(faces)
+    photos = sorted(faces.glob("*.png"))
+    staging = root.parent / f".{root.name}.building-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        images = [load_rgb(p) for p in photos]
+        landmarks, missed = _aligned_landmarks(images)
+        rows, group_rows = [], []
+        for photo, image, lm in zip(photos, images, landmarks):
+            older = f"{photo.stem}{SIMULATED_SUFFIX}"
+            shutil.copyfile(photo, staging / photo.name)
+            save_png_atomic(staging / f"{older}.png", simulate_older(image, lm))
+            rows += [(photo.name, AGE_DEMO_CLASSES[0]), (f"{older}.png", AGE_DEMO_CLASSES[1])]
+            group = groups.get(photo.stem, photo.stem)
+            group_rows += [(photo.stem, group), (older, group)]
+        with open(staging / LABELS_CSV, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([("path", "class"), *rows])
+        with open(staging / "groups.csv", "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([("stem", "group"), *group_rows])
+        (staging / CLASSES_JSON).write_text(json.dumps(list(AGE_DEMO_CLASSES)) + "\n", encoding="utf-8")
+        metadata = {"classes": list(AGE_DEMO_CLASSES), "simulated": True, "note": SIMULATED_AGE_NOTE,
+                    "images_per_class": len(photos), "landmarks_missed": missed, "version": AGE_DEMO_VERSION}
+        (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        licences = (faces / "README.md").read_text(encoding="utf-8").split("## Sources and licences", 1)[-1]
+        (staging / "README.txt").write_text(
+            f"ReFace-TF demo faces with SIMULATED age classes (v{AGE_DEMO_VERSION})\n\n"
+            f"THE CLASSES ARE SIMULATED, NOT AGES. {len(photos)} aligned real photos ({DEMO_SIZE}x{DEMO_SIZE} PNG), "
+            f"each twice: class 0 '{AGE_DEMO_CLASSES[0]}' = the photo unchanged; class 1 '{AGE_DEMO_CLASSES[1]}' = "
+            f"{SIMULATED_AGE_NOTE}\nEvery photo is in both classes so that the class, not the person, is what "
+            "differs; groups.csv gives both copies the photo's group (one person on one side of a split). "
+            f"labels.csv is path,class; classes.json names the classes. Landmarks missed on {missed} face(s) "
+            "(the mean aligned layout was used for them).\n\nSources and licences\n" + licences,
+            encoding="utf-8")
+        write_alignment(staging, DemoSettings().alignment())  # the faces are the procedure demo's, aligned the same way
+        _age_demo_marker(staging).write_text(f"{2 * len(photos)}\n", encoding="utf-8")
+        _replace_folder(staging, root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return root
+
+
 def default_dataset(offline_ok: bool = True) -> str:
     """The dataset used when ``--data`` is not given: the procedure demo (built once, cached); if it cannot be
     built and ``offline_ok``, synthetic cartoon pairs instead."""
