@@ -642,6 +642,17 @@ def demo_age_faces(root: str | os.PathLike | None = None) -> Path:
     ``<stem>_simulated_older.png``, ``labels.csv`` (``path,class``), ``classes.json``, ``groups.csv``,
     ``alignment.json``, ``README.txt`` and ``metadata.json`` saying the classes are simulated.
     """
+    root = Path(root) if root is not None else cache_dir() / "demo" / "age_faces"
+    if _age_demo_marker(root).is_file():
+        return root
+    faces = Path(demo_faces())
+    with cache_lock(root):
+        if not _age_demo_marker(root).is_file():  # built by another process while this one waited
+            _write_age_faces(faces, root)
+    return root
+
+
+def _write_age_faces(faces: Path, root: Path) -> None:
     import json
 
     from reface_tf.data.age_labels import CLASSES_JSON, LABELS_CSV
@@ -650,10 +661,6 @@ def demo_age_faces(root: str | os.PathLike | None = None) -> Path:
     from reface_tf.faces.alignment_settings import write_alignment
     from reface_tf.synth.aging import SIMULATED_AGE_NOTE, simulate_older
 
-    root = Path(root) if root is not None else cache_dir() / "demo" / "age_faces"
-    if _age_demo_marker(root).is_file():
-        return root
-    faces = Path(demo_faces())
     groups = read_groups_file(faces)
     photos = sorted(faces.glob("*.png"))
     staging = root.parent / f".{root.name}.building-{os.getpid()}"
@@ -694,7 +701,6 @@ def demo_age_faces(root: str | os.PathLike | None = None) -> Path:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return root
 
 
 def default_dataset(offline_ok: bool = True) -> str:
