@@ -233,25 +233,22 @@ def main(argv=None) -> int:
         report |= {"quality_seconds": args.quality, "rows": rows, "table": aggregate(rows)}
         print(markdown(report["table"]), flush=True)
     if args.speed:
+        from benchmarks.run import json_worker
+
         speed = []
         for size in args.sizes:
             cmd = [sys.executable, "-m", "benchmarks.spade", "--worker", str(size), "--steps", str(args.steps),
                    "--warmup", str(args.warmup), "--calls", str(args.calls)]
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=ENV)
-            if proc.returncode != 0:
-                raise SystemExit(f"speed {size}px failed: {proc.stderr.strip()[-1500:]}")
-            row = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
+            row = json_worker(cmd, f"speed {size}px")
             speed.append(row)
             print(f"{size}px: training {row['train_img_per_s']:.3f} img/s (median step {row['train_median_step_s']:.2f} s), "
                   f"serving batch 1 median {row['serve_median_ms']:.0f} ms", flush=True)
         report["speed"] = speed
     report |= {"load_after": os.getloadavg(), "wall_seconds": time.time() - started}
     if args.report:
-        path = Path(args.report)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(report, indent=2))
-        os.replace(tmp, path)
+        from benchmarks.run import write_atomic
+
+        write_atomic(Path(args.report), json.dumps(report, indent=2))
     return 0
 
 
