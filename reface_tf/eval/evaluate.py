@@ -47,11 +47,10 @@ REGION_METRICS = tuple(n for n in metric_names(("output", "target", "region")) i
 def evaluation_pairs(source: ModelSource, data: str | os.PathLike | None) -> tuple[list[Pair], str]:
     """The pairs to evaluate and a description: all of ``data``, else the run's held-out test split."""
     if data is not None:
-        spade = getattr(source.cfg, "spade", None)
-        if spade is not None:  # a label-map run: labels/ + B/ (or the CelebAMask-HQ layout), as it trained on
+        if source.cfg.task.name == "spade":  # a label-map run: labels/ + B/ (or the CelebAMask-HQ layout), as it trained on
             from reface_tf.data.labels import scan_label_dataset
 
-            scan = scan_label_dataset(data, source.cfg.data, spade.num_classes)
+            scan = scan_label_dataset(data, source.cfg.data, source.cfg.spade.num_classes)
         else:
             scan = scan_dataset(data, source.cfg.data)
         return scan.pairs, f"{data} (all {len(scan.pairs)} pairs)"
