@@ -187,16 +187,15 @@ def main(argv=None) -> int:
             Path(args.report).write_text(json.dumps({"quality_seconds": args.quality, "rows": rows, "load_before": load_before,
                                                      "load_after": os.getloadavg()}, indent=2))
         return 0
+    from benchmarks.run import json_worker
+
     rows = []
     load_before = os.getloadavg()
     for size in args.sizes:
         for setup in args.setups:
             cmd = [sys.executable, "-m", "benchmarks.dcgan", "--worker", "--setup", setup, "--size", str(size),
                    "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-            if proc.returncode != 0:
-                raise SystemExit(f"{setup} {size}px failed: {proc.stderr.strip()[-1500:]}")
-            row = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
+            row = json_worker(cmd, f"{setup} {size}px")
             rows.append(row)
             print(f"{size:4d}px {setup:20s} {row['img_per_s']:7.1f} img/s  median step {row['median_step_s'] * 1000:7.1f} ms  "
                   f"peak RSS {row['peak_rss_gb']:.2f} GB", flush=True)

@@ -74,6 +74,17 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def json_worker(cmd: list[str], what: str) -> dict:
+    """Run a benchmark worker subprocess in the repository and return the last JSON line it printed; a failure
+    stops the benchmark with the end of the worker's stderr."""
+    import subprocess
+
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed: {proc.stderr.strip()[-1500:]}")
+    return json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
+
+
 def markdown(result: dict) -> str:
     rows = [("Measurement", "Value", "Notes")]
     tr = result.get("training", {})

@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-identity", action="store_true", help="skip the identity similarity (no model download)")
     parser.add_argument("--no-distribution", action="store_true", help="translations: skip the KID of all outputs "
                         "against all targets on FaceNet embeddings")
+    parser.add_argument("--no-landmarks", action="store_true", help="pairs drawn from class-id maps (labels/): skip the "
+                        "landmark mIoU (faces re-detected with MediaPipe, their maps rebuilt and compared)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     gen = parser.add_argument_group("generators drawn from seeds (dcgan)")
     gen.add_argument("--samples", type=int, default=1000, help="generated faces (seeds 0..N-1), at most the number of "
@@ -58,20 +60,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _evaluate_generator(args)
     from reface_tf.eval.evaluate import default_out_dir, evaluate, evaluation_pairs
     from reface_tf.eval.report import write_evaluation
-    from reface_tf.serve.source import source_from_export
-    from reface_tf.tasks import source_from_run
-
-    source = source_from_run(args.run_dir, args.checkpoint) if args.run_dir else source_from_export(args.model)
+    source = _translation_source(args)
     pairs, description = evaluation_pairs(source, args.data)
     result = evaluate(source, pairs, description, batch_size=args.batch_size, identity=not args.no_identity,
-                      progress=not args.no_progress, distribution=not args.no_distribution)
+                      progress=not args.no_progress, distribution=not args.no_distribution,
+                      landmarks=not args.no_landmarks)
     out = write_evaluation(result, args.out or default_out_dir(source))
     s = result.summary
     ident = f"{s['identity_cosine']:.4f}" if s["identity_cosine"] is not None else "unavailable"
     print(f"{s['checkpoint']} on {s['n']} pairs: PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.4f}, L1 {s['l1']:.4f}, "
-          f"identity {ident} (baseline output=input: PSNR {s['baseline_psnr']:.2f} dB, SSIM {s['baseline_ssim']:.4f}); "
-          f"report: {out}/report.html")
+          f"identity {ident} (baseline output=input: PSNR {s['baseline_psnr']:.2f} dB, SSIM {s['baseline_ssim']:.4f})"
+          f"{_landmark_note(s)}; report: {out}/report.html")
     return 0
+
+
+def _landmark_note(s: dict) -> str:
+    if s.get("landmark_miou") is None:
+        return ""
+    return f", landmark mIoU {s['landmark_miou']:.4f} ({s['landmark_undetected']} of {s['landmark_n']} faces not re-detected)"
+
+
+def _translation_source(args):
+    """The run or export as a translation: a label-map task's own evaluation source, else the task's source."""
+    from reface_tf.serve.export import read_meta, resolve_version_dir
+    from reface_tf.serve.source import source_from_export
+    from reface_tf.tasks import get_task, run_config, source_from_run
+
+    if args.run_dir:
+        task = get_task(run_config(args.run_dir).task.name)
+        if hasattr(task, "evaluation_source"):
+            return task.evaluation_source(args.run_dir, args.checkpoint)
+        return source_from_run(args.run_dir, args.checkpoint)
+    version_dir = resolve_version_dir(args.model)
+    meta, _ = read_meta(version_dir)
+    if meta.get("task") == "spade":
+        from reface_tf.tasks import declare
+        from reface_tf.tasks.spade.source import spade_source_from_export
+
+        declare("spade")
+        return spade_source_from_export(version_dir, meta)
+    return source_from_export(args.model)
 
 
 def _draws_from_seeds(args) -> bool:

@@ -96,7 +96,14 @@ def _summary_table(s: dict) -> list[tuple[str, str, str]]:
     ] if s.get("n_face_region") else []) + ([
         (f"KID, FaceNet embeddings, outputs vs targets {up['kid_facenet']}",
          f"{_fmt(s['kid_facenet'])} ± {_fmt(s['kid_facenet_std'])}", _fmt(s["baseline_kid_facenet"])),
-    ] if s.get("kid_facenet") is not None else [])
+    ] if s.get("kid_facenet") is not None else []) + ([
+        (f"landmark mIoU ↑, {s['landmark_undetected']} of {s['landmark_n']} faces not re-detected (IoU 0)",
+         f"{_fmt(s['landmark_miou'])} ± {_fmt(s['landmark_miou_std'])}", "n/a"),
+        *((f"landmark IoU {name} ↑", _fmt(value), "n/a") for name, value in s["landmark_iou"].items()),
+    ] if s.get("landmark_miou") is not None else []) + ([
+        ("floor: mean training face PSNR (dB) / SSIM ↑",
+         f"{_fmt(s['floor_mean_face_psnr'], 2)} / {_fmt(s['floor_mean_face_ssim'])}", "n/a"),
+    ] if s.get("floor_mean_face_psnr") is not None else [])
 
 
 def report_markdown(result: EvalResult) -> str:

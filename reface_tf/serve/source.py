@@ -33,6 +33,8 @@ class ModelSource:
     checkpoint: str   # a short name: "ckpt-4500" or "reface-1"
     description: str  # full path of the checkpoint or SavedModel
     run_dir: Path | None = None
+    # The input as a picture to score as "output = input" (a label-map model: its palette picture); None: as is.
+    input_picture: Translate | None = None
 
 
 def source_from_generator(generator, cfg: Config, path: str, run_dir: str | os.PathLike) -> ModelSource:

@@ -64,6 +64,9 @@ _PARTS = (
     ("mouth", _MOUTH_INNER, False),
 )
 
+# The classes the builder can draw (every other class stays background), in class-id order.
+DRAWN_CLASSES = tuple(sorted({CLASS_INDEX[name] for name, _, _ in _PARTS}))
+
 # The colours commonly used to show CelebAMask-HQ maps (one RGB triple per class index).
 PALETTE = np.array([
     [0, 0, 0], [204, 0, 0], [76, 153, 0], [204, 204, 0], [51, 51, 255], [204, 0, 204], [0, 255, 255],

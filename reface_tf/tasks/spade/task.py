@@ -262,6 +262,13 @@ class SpadeTask:
     # What evaluate.py and predict.py say of a run of this task, which turns maps (not photos) into faces.
     no_source_hint = "export it with python export.py --run-dir RUN, then python predict.py MAP.png --model EXPORT"
 
+    def evaluation_source(self, run_dir: str | os.PathLike, checkpoint: int | None = None):
+        """The run as a translation of class-id (or palette) pictures, for evaluate.py only: predict.py's photo
+        inputs mean nothing to it."""
+        from reface_tf.tasks.spade.source import spade_source_from_run
+
+        return spade_source_from_run(run_dir, checkpoint)
+
     def build_networks(self, cfg: Config, names: tuple[str, ...] | None = None) -> dict[str, keras.Model]:
         builders = {"generator": generator_from_config, "discriminator": discriminator_from_config}
         if cfg.spade.use_encoder:
