@@ -42,6 +42,7 @@ class StyleGAN2Config:
     ema_kimg: float | None = _opt(None, "EMA half-life in thousands of images (default: batch * 10 / 32)")
     ema_rampup: float = _opt(0.05, "EMA half-life at most this times the images seen (0 = no ramp-up)")
     ada_target: float = _opt(0.6, "ADA target of E[sign(D(real))] (0 = augmentation off)")
+    ada_p: float = _opt(0.0, "starting ADA probability (the reference's --p; with --ada-target 0 it stays fixed)")
     ada_interval: int = _opt(4, "steps between updates of the ADA probability p")
     ada_kimg: float = _opt(10.0, "thousands of images for p to go from 0 to 1 (reference: 500; scaled for the CPU demo)")
     ada_luma_flip: bool = _opt(False, "include the luma flip in the colour transforms (not in the reference's bgc)")
@@ -59,6 +60,8 @@ def validate_stylegan2(cfg: Config, check_paths: bool) -> None:
             raise _bad("stylegan2", key, f"must be at least 1, got {getattr(s, key)}")
     if not 0 <= s.style_mixing <= 1:
         raise _bad("stylegan2", "style_mixing", f"must be in [0, 1], got {s.style_mixing}")
+    if not 0 <= s.ada_p <= 1:
+        raise _bad("stylegan2", "ada_p", f"must be in [0, 1], got {s.ada_p}")
     if not 0 <= s.ada_target < 1:
         raise _bad("stylegan2", "ada_target", f"must be in [0, 1), got {s.ada_target}")
     batch = cfg.optim.batch_size

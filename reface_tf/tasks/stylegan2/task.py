@@ -41,9 +41,9 @@ STEP_SCALARS = {"ada_p": "ada/p", "ada_rt": "ada/rt", "d_real": "D/real", "d_fak
 class AdaState(keras.Model):
     """The ADA probability p and the sign statistics of the current interval (checkpointed, never trained)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, p: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        self.p = self.add_weight(name="p", shape=(), initializer="zeros", trainable=False)
+        self.p = self.add_weight(name="p", shape=(), initializer=keras.initializers.Constant(p), trainable=False)
         self.sign_sum = self.add_weight(name="sign_sum", shape=(), initializer="zeros", trainable=False)
         self.count = self.add_weight(name="count", shape=(), initializer="zeros", trainable=False)
         self.rt = self.add_weight(name="rt", shape=(), initializer="zeros", trainable=False)
@@ -75,7 +75,7 @@ def build_networks(cfg: Config, num_classes: int, names: tuple[str, ...] | None 
                 "discriminator": lambda: StyleGAN2Discriminator(f.image_size, num_classes, s.channel_base, s.channel_max,
                                                                 mixed_resolutions=s.mixed_resolutions, seed=seed + 5000,
                                                                 name="discriminator"),
-                "ada": lambda: AdaState(name="ada"), "path_length": lambda: PathLengthState(name="path_length")}
+                "ada": lambda: AdaState(s.ada_p, name="ada"), "path_length": lambda: PathLengthState(name="path_length")}
     return {name: build() for name, build in builders.items() if names is None or name in names}
 
 
@@ -93,7 +93,8 @@ def stylegan2_groups(networks: dict[str, keras.Model], cfg: Config, global_batch
     G, D, state, pl = networks["generator"], networks["discriminator"], networks["ada"], networks["path_length"]
     s = cfg.stylegan2
     gamma = s.r1_gamma if s.r1_gamma is not None else sg_losses.auto_r1_gamma(cfg.faces.image_size, global_batch)
-    use_ada = s.ada_target > 0
+    use_ada = s.ada_target > 0 or s.ada_p > 0
+    adaptive = s.ada_target > 0
 
     def augment(images, seed):
         return ada.augment(images, seed, state.p, s.ada_luma_flip) if use_ada else images
@@ -113,7 +114,7 @@ def stylegan2_groups(networks: dict[str, keras.Model], cfg: Config, global_batch
         fake_logits = D({"image": augment(fake, batch["aug_fake"][0]), "class": classes}, training=True)
         n = tf.shape(real_logits)[0]
         logs = {"d_real": ctx.share(tf.reduce_mean(real_logits), n), "d_fake": ctx.share(tf.reduce_mean(fake_logits), n)}
-        if use_ada:  # accumulate sign(D(real)); every ada_interval steps move p and start a new interval
+        if adaptive:  # accumulate sign(D(real)); every ada_interval steps move p and start a new interval
             state.sign_sum.assign_add(tf.reduce_sum(tf.sign(real_logits)))
             state.count.assign_add(tf.cast(n, tf.float32))
             due = tf.equal((ctx.step + 1) % s.ada_interval, 0)
