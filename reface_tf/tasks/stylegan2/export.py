@@ -50,5 +50,5 @@ def export_stylegan2(run_dir: str | os.PathLike, checkpoint: int | None, base: s
             "training_data": {"root": cfg.faces.root, "labels": cfg.stylegan2.labels}}
     version = write_versioned_export({"serving_default": generate, "generate": generate, "mapping": mapping,
                                       "generate_from_w": from_w}, meta, base)
-    return version, (f"{loaded.checkpoint} -> {version} (signatures serving_default = generate(seeds, class, truncation), "
+    return version, (f"{loaded.checkpoint} -> {version} (signatures serving_default = generate(seeds, classes, truncation), "
                      f"mapping, generate_from_w; {size}x{size}, {g.num_classes} classes)")
