@@ -53,6 +53,15 @@ def lrelu(x: tf.Tensor, gain: float = SQRT2) -> tf.Tensor:
     return tf.nn.leaky_relu(x, 0.2) * tf.cast(gain, x.dtype)
 
 
+def bias_act(y: tf.Tensor, bias, activation: str, clamp: float | None) -> tf.Tensor:
+    """Bias, then lrelu (or nothing), then the optional clamp that keeps 16-bit activations in range."""
+    if bias is not None:
+        y = y + tf.cast(bias, y.dtype)
+    if activation == "lrelu":
+        y = lrelu(y)
+    return y if clamp is None else tf.clip_by_value(y, -clamp, clamp)
+
+
 def normalize_2nd_moment(x: tf.Tensor, eps: float = 1e-8) -> tf.Tensor:
     return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + eps)
 
@@ -103,13 +112,7 @@ class EqualConv2D(keras.layers.Layer):
             y = tf.nn.conv2d(blur(x, ((p + 1) // 2, p // 2)), w, 2, "VALID")
         else:
             y = tf.nn.conv2d(x, w, 1, "SAME")
-        if self.bias is not None:
-            y = y + tf.cast(self.bias, y.dtype)
-        if self.activation == "lrelu":
-            y = lrelu(y)
-        if self.clamp is not None:
-            y = tf.clip_by_value(y, -self.clamp, self.clamp)
-        return y
+        return bias_act(y, self.bias, self.activation, self.clamp)
 
 
 def modulated_conv2d(x: tf.Tensor, weight: tf.Tensor, styles: tf.Tensor, demodulate: bool = True, up: bool = False) -> tf.Tensor:
@@ -178,12 +181,7 @@ class ModulatedConv2D(keras.layers.Layer):
             else:
                 noise = self.noise_const
             y = y + tf.cast(noise * self.noise_strength, y.dtype)
-        y = y + tf.cast(self.bias, y.dtype)
-        if self.activation == "lrelu":
-            y = lrelu(y)
-        if self.clamp is not None:
-            y = tf.clip_by_value(y, -self.clamp, self.clamp)
-        return y
+        return bias_act(y, self.bias, self.activation, self.clamp)
 
 
 def minibatch_stddev(x: tf.Tensor, group: int) -> tf.Tensor:

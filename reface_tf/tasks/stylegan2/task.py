@@ -27,7 +27,7 @@ from reface_tf.data.pipeline import from_uint8, to_uint8
 from reface_tf.errors import DataError
 from reface_tf.losses import stylegan2 as sg_losses
 from reface_tf.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
-from reface_tf.tasks.dcgan.task import latent_of_seeds
+from reface_tf.tasks.dcgan.task import latent_of_seeds, shuffled_batches
 from reface_tf.tasks.stylegan2 import NAME
 from reface_tf.train.step import make_optimizer
 from reface_tf.train.task import EMA, Phase, StepContext, StepGroup, TaskData
@@ -213,19 +213,7 @@ class StyleGAN2Run:
                     "mix_cutoff": tf.fill([batch], tf.where(mix, cutoff, num_ws)),
                     "noise_seed": seed_of(4), "aug_real": seed_of(7), "aug_fake": seed_of(8)}
 
-        def batches(first_epoch: int, epochs: int, first_skip: int) -> tf.data.Dataset:
-            rows = []
-            for epoch in range(first_epoch, epochs):
-                order = np.random.default_rng([seed, epoch]).permutation(len(images))[: steps * batch].reshape(steps, batch)
-                first = first_skip if epoch == first_epoch else 0
-                rows += [(epoch, st, order[st]) for st in range(first, steps)]
-            if not rows:
-                return tf.data.Dataset.from_tensor_slices((np.zeros(0, np.int64), np.zeros(0, np.int64),
-                                                           np.zeros((0, batch), np.int64))).map(make_batch)
-            epochs_of, steps_of, index = (np.array([r[k] for r in rows], np.int64) for k in range(3))
-            ds = tf.data.Dataset.from_tensor_slices((epochs_of, steps_of, index))
-            return ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
-
+        batches = shuffled_batches(make_batch, len(images), steps, batch, seed)
         self.data = TaskData(steps, batch, batches)
 
     def build_optimizers(self, networks):
