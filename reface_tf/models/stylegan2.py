@@ -59,9 +59,10 @@ class MappingNetwork(keras.layers.Layer):
                  seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.z_dim, self.w_dim, self.num_classes, self.num_ws = z_dim, w_dim, num_classes, num_ws
-        self.embed = EqualDense(w_dim, seed=seed, name="embed") if num_classes else None
+        self.embed = EqualDense(w_dim, seed=seed, dtype="float32", name="embed") if num_classes else None
         # Layers as attributes: tf.train.Checkpoint tracks attributes, not layers inside Python containers.
-        self.fcs = tuple(track(self, EqualDense(w_dim, lr_mul=lr_mul, activation="lrelu", seed=seed + 1 + i, name=f"fc{i}"))
+        self.fcs = tuple(track(self, EqualDense(w_dim, lr_mul=lr_mul, activation="lrelu", seed=seed + 1 + i,
+                                                     dtype="float32", name=f"fc{i}"))
                          for i in range(layers))
 
     def build(self, input_shape):
@@ -146,9 +147,10 @@ class StyleGAN2Generator(keras.Model):
         super().__init__(**kwargs)
         self.resolution, self.z_dim, self.num_classes = resolution, z_dim, num_classes
         self.synthesis = SynthesisNetwork(resolution, w_dim, channel_base, channel_max, mixed_resolutions, seed=seed + 100,
-                                          name="synthesis")
+                                          dtype="float32", name="synthesis")
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, w_dim, num_classes, mapping_layers, self.num_ws, seed=seed, name="mapping")
+        self.mapping = MappingNetwork(z_dim, w_dim, num_classes, mapping_layers, self.num_ws, seed=seed, dtype="float32",
+                                      name="mapping")
         self.mapping.build(None)
         self.synthesis.build(None)
 
@@ -181,10 +183,10 @@ class StyleGAN2Discriminator(keras.Model):
                                                         dtype=policy, name=f"b{res}_skip"))))
         c4 = ch(4)
         self.cmap_dim = (cmap_dim or c4) if num_classes else 0
-        self.epilogue_conv = EqualConv2D(c4, 3, activation="lrelu", seed=seed + 1, name="b4_conv")
-        self.epilogue_fc = EqualDense(c4, activation="lrelu", seed=seed + 2, name="b4_fc")
-        self.out = EqualDense(self.cmap_dim or 1, seed=seed + 3, name="b4_out")
-        self.embed = EqualDense(self.cmap_dim, seed=seed + 4, name="cmap_embed") if num_classes else None
+        self.epilogue_conv = EqualConv2D(c4, 3, activation="lrelu", seed=seed + 1, dtype="float32", name="b4_conv")
+        self.epilogue_fc = EqualDense(c4, activation="lrelu", seed=seed + 2, dtype="float32", name="b4_fc")
+        self.out = EqualDense(self.cmap_dim or 1, seed=seed + 3, dtype="float32", name="b4_out")
+        self.embed = EqualDense(self.cmap_dim, seed=seed + 4, dtype="float32", name="cmap_embed") if num_classes else None
         self(self._dummy())
 
     def _dummy(self):
