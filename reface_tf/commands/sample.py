@@ -14,6 +14,7 @@ from reface_tf.errors import ConfigError, ModelError
 EXAMPLES = """examples:
   python sample.py --model export/faces/1 --seeds 0-15 --out samples/        # 16 images + grid.png
   python sample.py --model export/faces --seeds 3,7,42                          # the newest version
+  python sample.py --model export/stylegan2 --seeds 0-15 --class 1           # a class-conditional export
   python sample.py --model export/faces --interpolate 3 7 --steps 10 --out strip.png   # from seed 3's face to 7's
 The same seed always gives the same image (the latent is drawn from the seed inside the model).
 """
@@ -52,6 +53,9 @@ def sample_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interpolate", nargs=2, type=int, metavar=("SEED_A", "SEED_B"),
                         help="write one strip along the straight line between two seeds' latents instead (needs an "
                              "export with latent and generate_from_latent signatures); --out is then the PNG file")
+    parser.add_argument("--class", dest="class_index", type=int, default=None,
+                        help="class of every face, for class-conditional exports (stylegan2; default 0)")
+    parser.add_argument("--truncation", type=float, default=1.0, help="truncation psi toward the average w (stylegan2)")
     parser.add_argument("--steps", type=int, default=8, help="--interpolate: faces in the strip")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
@@ -88,9 +92,22 @@ def sample_main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.steps} faces from seed {args.interpolate[0]} to seed {args.interpolate[1]} in {out}", file=sys.stdout)
         return 0
     sample = model.signatures[name]
+    conditional = "classes" in sample.structured_input_signature[1]
+    if args.class_index is not None and not conditional:
+        raise ConfigError(f"--class: the export {version} (task {meta.get('task')}) is not class-conditional; drop --class")
+    if conditional:
+        count = int(meta.get("num_classes") or 0)
+        cls = args.class_index or 0
+        if count and not 0 <= cls < count:
+            names = ", ".join(f"{i}={n}" for i, n in enumerate(meta.get("class_names") or []))
+            raise ConfigError(f"--class {cls}: this export has {count} classes ({names})")
+        inner = sample
+        sample = lambda seeds: inner(seeds=seeds, classes=tf.fill(tf.shape(seeds), tf.constant(cls, tf.int32)),
+                                     truncation=tf.constant(args.truncation, tf.float32))
     images = []
     for i in range(0, len(seeds), args.batch_size):
-        out = sample(seeds=tf.constant(seeds[i:i + args.batch_size], tf.int64))["images"].numpy()
+        chunk = tf.constant(seeds[i:i + args.batch_size], tf.int64)
+        out = (sample(chunk) if conditional else sample(seeds=chunk))["images"].numpy()
         if out.dtype != np.uint8:
             raise ModelError(f"--model {version}: its {name} signature returned {out.dtype}, not uint8 images")
         images.extend(out)

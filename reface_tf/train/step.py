@@ -106,13 +106,15 @@ def make_ema_update(ema: dict[str, EMA], networks: dict[str, keras.Model]) -> Ca
         targets, sources = float_variables(networks[name]), float_variables(networks[spec.source])
         if [tuple(v.shape) for v in targets] != [tuple(v.shape) for v in sources]:
             raise ValueError(f"EMA network {name!r} does not have the variables of {spec.source!r}")
-        pairs.append((spec.decay, spec.warmup, targets, sources))
+        pairs.append((spec.decay, spec.warmup, spec.schedule, targets, sources))
 
     @tf.function
     def update(step: tf.Tensor) -> None:
         """``step``: optimiser steps completed before this update (int64)."""
-        for decay, warmup, targets, sources in pairs:
-            if warmup:
+        for decay, warmup, schedule, targets, sources in pairs:
+            if schedule is not None:
+                decay = schedule(step)
+            elif warmup:
                 t = tf.cast(step, tf.float32)
                 decay = tf.minimum(tf.constant(decay, tf.float32), (1.0 + t) / (10.0 + t))
             for t_var, s in zip(targets, sources):

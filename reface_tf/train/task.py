@@ -82,6 +82,9 @@ class EMA:
     source: str
     decay: float
     warmup: bool = False
+    # ``schedule(t) -> decay`` (float32 tensor) replaces ``decay`` when given: e.g. StyleGAN2's half-life in
+    # images with its ramp-up (reface_tf.losses.stylegan2.ema_decay).
+    schedule: Callable[[tf.Tensor], tf.Tensor] | None = None
 
 
 @dataclass

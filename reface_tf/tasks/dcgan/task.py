@@ -147,6 +147,27 @@ def dcgan_losses(generator: keras.Model, discriminator: keras.Model, cfg: Config
     return losses
 
 
+def shuffled_batches(make_batch, count: int, steps: int, batch: int, seed: int):
+    """``TaskData.batches`` over ``count`` in-memory images: each epoch a permutation seeded by (seed, epoch), cut
+    into ``steps`` batches of indices, mapped by ``make_batch(epoch, step, index)``; a resumed epoch skips the
+    batches already trained."""
+
+    def batches(first_epoch: int, epochs: int, first_skip: int) -> tf.data.Dataset:
+        rows = []
+        for epoch in range(first_epoch, epochs):
+            order = np.random.default_rng([seed, epoch]).permutation(count)[: steps * batch].reshape(steps, batch)
+            first = first_skip if epoch == first_epoch else 0
+            rows += [(epoch, s, order[s]) for s in range(first, steps)]
+        if not rows:
+            return tf.data.Dataset.from_tensor_slices((np.zeros(0, np.int64), np.zeros(0, np.int64),
+                                                       np.zeros((0, batch), np.int64))).map(make_batch)
+        epochs_of, steps_of, index = (np.array([r[k] for r in rows], np.int64) for k in range(3))
+        ds = tf.data.Dataset.from_tensor_slices((epochs_of, steps_of, index))
+        return ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+
+    return batches
+
+
 def splits_for_run(cfg: Config, run_dir: Path) -> FaceImages:
     """The run's images: read back from ``splits.json`` on resume (the same files in the same order), else
     scanned now and recorded."""
@@ -215,19 +236,7 @@ class DCGANRun:
             aug = lambda salt: tf.tile(tf.random.stateless_uniform([1, 2], base + [0, salt], maxval=2**31 - 1, dtype=tf.int64), [batch, 1])
             return {"real": x, "z": z, "aug_real": aug(3), "aug_fake": aug(4)}
 
-        def batches(first_epoch: int, epochs: int, first_skip: int) -> tf.data.Dataset:
-            rows = []
-            for epoch in range(first_epoch, epochs):
-                order = np.random.default_rng([seed, epoch]).permutation(len(images))[: steps * batch].reshape(steps, batch)
-                first = first_skip if epoch == first_epoch else 0
-                rows += [(epoch, s, order[s]) for s in range(first, steps)]
-            if not rows:
-                return tf.data.Dataset.from_tensor_slices((np.zeros(0, np.int64), np.zeros(0, np.int64),
-                                                           np.zeros((0, batch), np.int64))).map(make_batch)
-            epochs_of, steps_of, index = (np.array([r[k] for r in rows], np.int64) for k in range(3))
-            ds = tf.data.Dataset.from_tensor_slices((epochs_of, steps_of, index))
-            return ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
-
+        batches = shuffled_batches(make_batch, len(images), steps, batch, seed)
         self.data = TaskData(steps, batch, batches)
         self.validate_every = d.metric_every
         self.sampler, self._sampler_fresh = None, False
