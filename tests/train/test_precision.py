@@ -48,9 +48,11 @@ def changed(before: list[np.ndarray], model: keras.Model) -> bool:
     return any(not np.array_equal(b, a) for b, a in zip(before, model.get_weights()))
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch"])
-@pytest.mark.parametrize("precision,jit", [("mixed_bfloat16", False), ("mixed_float16", False), ("fp32", True),
-                                           ("mixed_bfloat16", True)])
+# Every policy with both norms; XLA (a slow compile) once per policy that uses it, with one norm each.
+@pytest.mark.parametrize("precision,jit,norm", [
+    ("mixed_bfloat16", False, "instance"), ("mixed_bfloat16", False, "batch"),
+    ("mixed_float16", False, "instance"), ("mixed_float16", False, "batch"),
+    ("fp32", True, "instance"), ("mixed_bfloat16", True, "batch")])
 def test_train_step_gives_finite_float32_losses_and_updates_weights(tiny_config, precision, jit, norm):
     cfg = tiny_config(runtime={"precision": precision, "jit": jit}, model={"norm": norm}, optim={"batch_size": 2})
     # Dynamic loss scaling starts at 2**15 and skips the update (halving the scale) while float16 gradients
