@@ -81,6 +81,24 @@ class SeedSource:
     description: str  # full path of the checkpoint or SavedModel
     task: str
     run_dir: Path | None = None
+    # A class-conditional generator: its class names and (seeds, class) -> uint8 images for one class.
+    class_names: tuple[str, ...] = ()
+    generate_class: Callable[[np.ndarray, int], np.ndarray] | None = None
+
+
+# The classes of seed-drawn samples follow the training class distribution, as the reference samples labels from
+# the dataset; one rng per (salt, seed), so seed k has the same class whatever else is drawn with it.
+CLASS_DRAW_SALT = 7207
+
+
+def classes_for_seeds(seeds, counts) -> np.ndarray:
+    """int32 class per seed, drawn in proportion to ``counts`` (training images per class)."""
+    counts = np.asarray(counts, np.float64)
+    if counts.sum() <= 0:
+        return np.zeros(len(np.asarray(seeds)), np.int32)
+    cumulative = np.cumsum(counts / counts.sum())
+    draws = [np.random.default_rng([CLASS_DRAW_SALT, int(s)]).random() for s in np.asarray(seeds, np.int64)]
+    return np.minimum(np.searchsorted(cumulative, draws, side="right"), len(counts) - 1).astype(np.int32)
 
 
 def seed_source_from_export(path: str | os.PathLike) -> SeedSource:
@@ -96,11 +114,27 @@ def seed_source_from_export(path: str | os.PathLike) -> SeedSource:
     import tensorflow as tf
 
     signature = tf.saved_model.load(str(version)).signatures[name]
+    conditional = "classes" in signature.structured_input_signature[1]
+    counts = meta.get("class_counts") or [1] * max(int(meta.get("num_classes") or 0), 1)
 
-    def generate(seeds: np.ndarray, batch: int = 64) -> np.ndarray:
-        seeds = np.asarray(seeds, np.int64)
-        parts = [signature(seeds=tf.constant(seeds[i:i + batch]))["images"].numpy() for i in range(0, len(seeds), batch)]
+    def draw(seeds: np.ndarray, classes: np.ndarray | None, batch: int = 64) -> np.ndarray:
+        parts = []
+        for i in range(0, len(seeds), batch):
+            inputs = {"seeds": tf.constant(seeds[i:i + batch])}
+            if conditional:
+                inputs |= {"classes": tf.constant(classes[i:i + batch], tf.int32), "truncation": tf.constant(1.0)}
+            parts.append(signature(**inputs)["images"].numpy())
         return np.concatenate(parts) if parts else np.zeros((0, meta["resolution"], meta["resolution"], 3), np.uint8)
 
+    def generate(seeds: np.ndarray) -> np.ndarray:
+        seeds = np.asarray(seeds, np.int64)
+        return draw(seeds, classes_for_seeds(seeds, counts) if conditional else None)
+
+    def generate_class(seeds: np.ndarray, cls: int) -> np.ndarray:
+        seeds = np.asarray(seeds, np.int64)
+        return draw(seeds, np.full(len(seeds), cls, np.int32))
+
+    by_class = conditional and int(meta.get("num_classes") or 0) > 0
+    names = tuple(meta.get("class_names") or ()) if by_class else ()
     return SeedSource(generate, int(meta.get("resolution") or 0), f"{version.parent.name}-{version.name}", str(version),
-                      str(meta.get("task")))
+                      str(meta.get("task")), class_names=names, generate_class=generate_class if by_class else None)

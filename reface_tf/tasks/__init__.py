@@ -88,7 +88,9 @@ def run_config(run_dir: str | os.PathLike) -> Config:
     if not (run_dir / "config.yaml").is_file():
         raise ModelError(f"--run-dir: {run_dir}/config.yaml not found; pass the run directory written by train.py")
     declare(yaml_task(run_dir / "config.yaml"))  # its sections must be known before the file is parsed
-    return load_yaml(run_dir / "config.yaml")
+    cfg = load_yaml(run_dir / "config.yaml")
+    cfg.runtime.run_dir = str(run_dir)  # where the run is now, should it have been moved since training
+    return cfg
 
 
 def load_run(run_dir: str | os.PathLike, checkpoint: int | None = None, policy: str = "float32",

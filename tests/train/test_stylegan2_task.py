@@ -39,6 +39,7 @@ def tiny_config(data, run_dir, epochs, precision="fp32") -> Config:
     s = cfg.stylegan2
     s.channel_base, s.channel_max, s.z_dim, s.w_dim, s.grid_seeds = 128, 16, 8, 8, 2
     s.r1_every, s.ada_interval, s.ada_kimg, s.ada_p = 2, 1, 0.05, 0.5  # p moves 0.08 a step: resume must carry it
+    s.metric_embedder = "none"
     cfg.runtime.run_dir, cfg.runtime.progress, cfg.runtime.log_every, cfg.runtime.image_every = str(run_dir), "none", 1, 100
     cfg.runtime.precision = precision
     return cfg
@@ -54,12 +55,18 @@ def test_defaults_follow_the_reference_auto_config():
 
 @pytest.mark.slow
 def test_trains_resumes_exactly_and_exports(tmp_path):
-    data = labelled_folder(tmp_path / "faces")
+    data = labelled_folder(tmp_path / "faces", count=16)
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     tasks.train(tiny_config(data, straight, 3))
     tasks.train(tiny_config(data, resumed, 2))
     result = tasks.train(tiny_config(data, resumed, 3))
     assert result.steps_done == 6
+    split = json.loads((straight / "splits.json").read_text())
+    train_files, held_files = {p for p, _ in split["train"]}, {p for p, _ in split["held_out"]}
+    assert len(held_files) == 3 and len(train_files) == 13 and not train_files & held_files  # 20% of 16, disjoint
+    assert json.loads((resumed / "splits.json").read_text())["held_out"] == split["held_out"]
+    counts = json.loads((straight / "classes.json").read_text())["train_counts"]
+    assert counts == [sum(c == k for _, c in split["train"]) for k in (0, 1)]
     a, b = tasks.load_run(straight), tasks.load_run(resumed)
     ada_a, ada_b = a.networks["ada"], b.networks["ada"]
     assert float(ada_a.p.numpy()) != 0.5  # the p update ran
@@ -86,6 +93,28 @@ def test_trains_resumes_exactly_and_exports(tmp_path):
     assert np.abs(out[0].astype(int) - out[1].astype(int)).mean() > 0  # the class changes the face
     w = model.signatures["mapping"](seeds=tf.constant(seeds), classes=tf.constant(classes), truncation=tf.constant(0.0))["w"]
     np.testing.assert_allclose(w.numpy()[0, 0], a.networks["generator_ema"].mapping.w_avg.numpy(), atol=1e-6)  # psi 0: w_avg
+
+    from reface_tf.serve.source import classes_for_seeds, seed_source_from_export
+
+    source = seed_source_from_export(version)
+    assert source.class_names == ("young", "old") and meta["class_counts"] == counts
+    drawn = source.generate(np.arange(6))
+    by_class = generate(a.networks["generator_ema"], np.arange(6), classes_for_seeds(np.arange(6), counts))
+    assert np.abs(drawn.astype(int) - by_class.astype(int)).max() <= 1
+    assert np.abs(source.generate_class(seeds[:1], 1).astype(int) - expected[1:2].astype(int)).max() <= 1
+    held, held_cls, train, _ = tasks.get_task("stylegan2").labelled_faces(straight)
+    assert held.shape == (3, 32, 32, 3) and len(train) == 13
+    assert list(held_cls) == [c for _, c in split["held_out"]]
+
+
+def test_seeds_draw_classes_in_proportion_to_the_training_counts_and_independently_of_each_other():
+    from reface_tf.serve.source import classes_for_seeds
+
+    seeds = np.arange(4000)
+    classes = classes_for_seeds(seeds, [1, 3, 0])
+    assert set(np.unique(classes)) == {0, 1}  # a class with no training images is never drawn
+    assert abs(np.mean(classes == 1) - 0.75) < 0.03
+    np.testing.assert_array_equal(classes_for_seeds(seeds[17:19], [1, 3, 0]), classes[17:19])  # per seed, not per batch
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reface_tf.config import Config, _bad, _opt, register_task
-from reface_tf.tasks.dcgan import FacesConfig
+from reface_tf.tasks.dcgan import EMBEDDERS, FacesConfig
 
 NAME = "stylegan2"
 LABEL_SOURCES = ("auto", "csv", "utkface", "imdb-wiki")  # reface_tf.data.age_labels.SOURCES (without numpy)
@@ -48,6 +48,11 @@ class StyleGAN2Config:
     ada_luma_flip: bool = _opt(False, "include the luma flip in the colour transforms (not in the reference's bgc)")
     truncation: float = _opt(1.0, "truncation psi of the sample grids")
     grid_seeds: int = _opt(8, "seeds 0..N-1 drawn per class in the per-epoch grid")
+    metric_samples: int = _opt(128, "EMA-generator faces compared with the held-out faces at each validation (classes "
+                               "drawn as the training distribution)")
+    metric_every: int = _opt(10, "validate (val_kid_<embedder>) every N epochs and at the last")
+    metric_embedder: str = _opt("facenet", "embedding of the validation KID (val_kid_<name>; none = no validation)",
+                                choices=EMBEDDERS)
 
 
 def validate_stylegan2(cfg: Config, check_paths: bool) -> None:
@@ -55,9 +60,11 @@ def validate_stylegan2(cfg: Config, check_paths: bool) -> None:
     if f.image_size not in (32, 64, 128, 256):
         raise _bad("faces", "image_size", f"{f.image_size} is not one of 32, 64, 128, 256")
     for key in ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "r1_every", "pl_every", "ada_interval",
-                "grid_seeds"):
+                "grid_seeds", "metric_samples", "metric_every"):
         if getattr(s, key) < 1:
             raise _bad("stylegan2", key, f"must be at least 1, got {getattr(s, key)}")
+    if not 0 <= f.held_out_ratio < 1:
+        raise _bad("faces", "held_out_ratio", f"must be in [0, 1), got {f.held_out_ratio}")
     if not 0 <= s.style_mixing <= 1:
         raise _bad("stylegan2", "style_mixing", f"must be in [0, 1], got {s.style_mixing}")
     if not 0 <= s.ada_p <= 1:

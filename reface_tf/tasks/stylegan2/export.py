@@ -24,7 +24,7 @@ def export_stylegan2(run_dir: str | os.PathLike, checkpoint: int | None, base: s
     from reface_tf.serve.archive import write_versioned_export
     from reface_tf.tasks import load_run
     from reface_tf.tasks.dcgan.task import latent_of_seeds
-    from reface_tf.tasks.stylegan2.task import class_names_of
+    from reface_tf.tasks.stylegan2.task import class_names_of, train_counts_of
 
     loaded = load_run(run_dir, checkpoint, names=("generator_ema",))
     cfg = loaded.cfg
@@ -46,6 +46,7 @@ def export_stylegan2(run_dir: str | os.PathLike, checkpoint: int | None, base: s
         g.synthesis(to_w(seeds, classes, truncation)), -1.0, 1.0))}, input_signature=[seeds_spec, class_spec, psi_spec])
     meta = {"task": NAME, "input_domain": "latent", "resolution": size, "latent_dim": z_dim, "w_dim": w_dim,
             "num_ws": num_ws, "num_classes": int(g.num_classes), "class_names": list(names) or None,
+            "class_counts": train_counts_of(Path(run_dir), int(g.num_classes)) if g.num_classes else None,
             "checkpoint": loaded.checkpoint, "network": "generator_ema", "simulated": False,
             "training_data": {"root": cfg.faces.root, "labels": cfg.stylegan2.labels}}
     version = write_versioned_export({"serving_default": generate, "generate": generate, "mapping": mapping,

@@ -11,6 +11,7 @@ groups, ADA on everything D sees, an EMA generator that samples a fixed grid per
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -29,6 +30,7 @@ from reface_tf.losses import stylegan2 as sg_losses
 from reface_tf.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from reface_tf.tasks.dcgan.task import latent_of_seeds, shuffled_batches
 from reface_tf.tasks.stylegan2 import NAME
+from reface_tf.tasks.stylegan2.split import labelled_split, read_labelled_faces
 from reface_tf.train.step import make_optimizer
 from reface_tf.train.task import EMA, Phase, StepContext, StepGroup, TaskData
 
@@ -151,17 +153,6 @@ def stylegan2_groups(networks: dict[str, keras.Model], cfg: Config, global_batch
     return groups
 
 
-def read_labelled_faces(cfg: Config):
-    """(paths, classes, class names) of the data folder; unconditional runs take every image with class 0."""
-    from reface_tf.data.age_labels import AgeGroups, read_class_labels
-
-    labels = read_class_labels(cfg.faces.root, cfg.stylegan2.labels, AgeGroups.parse(cfg.stylegan2.age_groups))
-    files, classes = labels.files(), labels.classes
-    if cfg.faces.max_images:
-        files, classes = files[: cfg.faces.max_images], classes[: cfg.faces.max_images]
-    return files, classes, tuple(labels.class_names)
-
-
 class StyleGAN2Run:
     preview_tag = PREVIEW_TAG
     step_scalars = STEP_SCALARS
@@ -170,19 +161,20 @@ class StyleGAN2Run:
     def __init__(self, cfg: Config, run_dir: Path, tb, class_names: tuple[str, ...]):
         self.cfg, self.run_dir = cfg, run_dir
         f, s, seed = cfg.faces, cfg.stylegan2, cfg.runtime.seed
-        files, classes, _ = read_labelled_faces(cfg)
-        images, kept, skipped = decode_faces(files, f.image_size, False, f.max_pixels)
-        index_of = {str(p): i for i, p in enumerate(files)}
-        self.classes = classes[[index_of[str(p)] for p in kept]].astype(np.int32)
+        split = labelled_split(cfg, run_dir)
+        images, self.classes = decoded_with_classes(split.train, split.train_classes, cfg)
+        self.held_out, self.held_out_classes = decoded_with_classes(split.held_out, split.held_out_classes, cfg)
         if not s.conditional:
             self.classes = np.zeros_like(self.classes)
         self.images, self.class_names = images, class_names
         batch = cfg.optim.batch_size
         if len(images) < batch:
             raise DataError(f"--batch-size {batch} is larger than the {len(images)} training images; lower it or add images")
-        counts = np.bincount(self.classes, minlength=max(len(class_names), 1))
-        log.info("%d images in %d classes (%s)", len(images), len(class_names),
-                 ", ".join(f"{n}: {c}" for n, c in zip(class_names, counts)))
+        self.counts = np.bincount(self.classes, minlength=max(len(class_names), 1))
+        record_train_counts(run_dir, self.counts)
+        log.info("%d training images in %d classes (%s), %d held out", len(images), len(class_names),
+                 ", ".join(f"{n}: {c}" for n, c in zip(class_names, self.counts)), len(self.held_out))
+        self.embedder, self.validate_every = None, s.metric_every
         steps = len(images) // batch
         if cfg.optim.steps_per_epoch:
             steps = min(steps, cfg.optim.steps_per_epoch)
@@ -241,27 +233,63 @@ class StyleGAN2Run:
         return tile_images(self.grid(networks), self.cfg.stylegan2.grid_seeds)
 
     def validate(self, networks) -> dict[str, float]:
-        return {}
+        """KID of EMA samples (seeds 0..metric_samples-1, classes as the training distribution) vs the held-out faces."""
+        s = self.cfg.stylegan2
+        if s.metric_embedder == "none" or len(self.held_out) < 2:
+            return {}
+        from reface_tf.serve.source import classes_for_seeds
+        from reface_tf.tasks.dcgan.scores import validation_kid
+
+        seeds = np.arange(s.metric_samples)
+        samples = generate(networks["generator_ema"], seeds, classes_for_seeds(seeds, self.counts))
+        return validation_kid(samples, self.held_out, s.metric_embedder, self)
 
     def end_epoch(self, epoch: int, val: dict[str, float], history: list[dict]):
         return {}, None
 
 
+def decoded_with_classes(files: list[Path], classes: np.ndarray, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 faces of ``files`` and the classes of the ones that decoded."""
+    f = cfg.faces
+    images, kept, skipped = decode_faces(files, f.image_size, False, f.max_pixels)
+    if skipped:
+        log.warning("%d image(s) skipped (first: %s: %s)", len(skipped), *skipped[0])
+    index_of = {str(p): i for i, p in enumerate(files)}
+    return images, np.asarray(classes, np.int32)[[index_of[str(p)] for p in kept]].reshape(-1)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    from reface_tf.faces.prepare import write_text_atomic  # the faces package is heavy; only when writing
+
+    write_text_atomic(path, text)
+
+
 def class_names_of(cfg: Config, run_dir: Path | None = None) -> tuple[str, ...]:
     """The run's class names: recorded in ``classes.json`` of the run, else read from the labels (and recorded)."""
-    import json
-
     saved = run_dir / "classes.json" if run_dir is not None else None
     if saved is not None and saved.is_file():
         return tuple(json.loads(saved.read_text())["class_names"])
     if cfg.faces.root is None:
         raise DataError("--data: no folder of labelled face images given")
-    _, _, names = read_labelled_faces(cfg)
+    _, _, names, _ = read_labelled_faces(cfg)
     if saved is not None:
-        from reface_tf.faces.prepare import write_text_atomic
-
-        write_text_atomic(saved, json.dumps({"class_names": list(names)}))
+        _write_text_atomic(saved, json.dumps({"class_names": list(names)}))
     return names
+
+
+def record_train_counts(run_dir: Path, counts: np.ndarray) -> None:
+    """Training images per class, kept in the run's ``classes.json`` (samples and exports draw classes by them)."""
+    path = run_dir / "classes.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    if data.get("train_counts") != [int(c) for c in counts]:
+        _write_text_atomic(path, json.dumps(data | {"train_counts": [int(c) for c in counts]}))
+
+
+def train_counts_of(run_dir: Path, num_classes: int) -> list[int]:
+    """The recorded training images per class (equal counts for a run that recorded none)."""
+    path = Path(run_dir) / "classes.json"
+    counts = json.loads(path.read_text()).get("train_counts") if path.is_file() else None
+    return counts or [1] * max(num_classes, 1)
 
 
 class StyleGAN2Task:
@@ -279,6 +307,35 @@ class StyleGAN2Task:
         names = class_names_of(cfg, run_dir)
         self._names[str(run_dir)] = names
         return StyleGAN2Run(cfg, run_dir, tb, names)
+
+    def seed_source(self, run_dir: str | os.PathLike, checkpoint: int | None = None):
+        """The run's EMA generator as a ``SeedSource``: by seed (classes as the training distribution) or by class."""
+        from reface_tf.serve.source import SeedSource, classes_for_seeds
+        from reface_tf.tasks import load_run
+
+        loaded = load_run(run_dir, checkpoint, names=("generator_ema",))
+        g, cfg = loaded.networks["generator_ema"], loaded.cfg
+        counts = train_counts_of(Path(run_dir), g.num_classes)
+        psi = cfg.stylegan2.truncation
+        names = class_names_of(cfg, Path(run_dir)) if g.num_classes else ()
+        return SeedSource(lambda seeds: generate(g, seeds, classes_for_seeds(seeds, counts), psi), cfg.faces.image_size,
+                          Path(loaded.checkpoint).name, loaded.checkpoint, NAME, Path(run_dir), class_names=names,
+                          generate_class=(lambda seeds, cls: generate(g, seeds, cls, psi)) if g.num_classes else None)
+
+    def labelled_faces(self, run_dir: str | os.PathLike):
+        """(held-out faces, their classes, training faces, their classes) of the run's split."""
+        from reface_tf.tasks import run_config
+
+        cfg = run_config(run_dir)
+        split = labelled_split(cfg, Path(run_dir))
+        held, held_cls = decoded_with_classes(split.held_out, split.held_out_classes, cfg)
+        train, train_cls = decoded_with_classes(split.train, split.train_classes, cfg)
+        return held, held_cls, train, train_cls
+
+    def real_faces(self, run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+        """(held-out, training) faces of the run's split, decoded as training decodes them."""
+        held, _, train, _ = self.labelled_faces(run_dir)
+        return held, train
 
     def export(self, run_dir: str | os.PathLike, checkpoint: int | None, base: str | os.PathLike,
                precision: str = "fp32", tflite: bool = False, onnx: bool = False) -> tuple[Path, str]:
