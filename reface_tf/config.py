@@ -112,6 +112,8 @@ class OptimConfig:
     time_limit: float = _opt(0.0, "stop at the end of the first epoch after this many seconds of training steps over the "
                                   "whole run (validation excluded; 0 = no limit); a checkpoint is saved and a larger "
                                   "limit resumes")
+    time_limit_clock: str = _opt("wall", "what --time-limit counts: wall-clock seconds, or this process's CPU seconds "
+                                 "(every core; fair between runs that share a machine)", choices=("wall", "cpu"))
 
 
 @dataclass
@@ -176,7 +178,8 @@ def sections_of(task: str) -> tuple[str, ...]:
 
 # Fields that may change when a run is resumed; anything else would make the checkpoint meaningless.
 RESUMABLE_CHANGES = {
-    ("optim", "epochs"), ("optim", "steps_per_epoch"), ("optim", "time_limit"), ("runtime", "checkpoint_every"),
+    ("optim", "epochs"), ("optim", "steps_per_epoch"), ("optim", "time_limit"), ("optim", "time_limit_clock"),
+    ("runtime", "checkpoint_every"),
     ("runtime", "keep_checkpoints"),
     ("runtime", "log_every"), ("runtime", "image_every"), ("runtime", "progress"), ("runtime", "intra_threads"),
     ("runtime", "inter_threads"), ("runtime", "run_dir"), ("runtime", "jit"), ("data", "root"), ("data", "strict"),

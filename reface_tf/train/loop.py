@@ -91,6 +91,13 @@ def _init_from(task: Task, cfg: Config, networks: dict) -> None:
     log.info("initialised %s from %s", ", ".join(copied), path)
 
 
+def trained_time(history: list[dict], clock: str = "wall") -> float:
+    """Seconds of training so far by ``clock``: "wall" (epoch seconds) or "cpu" (this process's CPU seconds over the
+    epochs, every core counted; epochs logged before CPU time was recorded count their wall seconds)."""
+    key = "cpu_seconds" if clock == "cpu" else "epoch_seconds"
+    return sum(r.get(key, r.get("epoch_seconds", 0.0)) for r in history)
+
+
 def train(cfg: Config, task: Task) -> TrainResult:
     """Train (or resume) the run described by ``cfg`` with ``task``; returns what was done.
 
@@ -166,7 +173,7 @@ def train(cfg: Config, task: Task) -> TrainResult:
                                 keys=progress_keys)
             sums: dict[str, float] = defaultdict(float)
             counts: dict[str, int] = defaultdict(int)
-            count, started, compute_time = 0, time.perf_counter(), 0.0
+            count, started, compute_time, cpu_started = 0, time.perf_counter(), 0.0, time.process_time()
             try:
                 for _ in range(steps_per_epoch - skip):
                     batch = next(batches)
@@ -203,7 +210,7 @@ def train(cfg: Config, task: Task) -> TrainResult:
                 tb.flush()
                 return TrainResult(run_dir, int(state.epoch), int(state.step), last, True, strategy.num_replicas_in_sync)
 
-            elapsed = time.perf_counter() - started
+            elapsed, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
             state.epoch.assign(epoch + 1)
             state.step_in_epoch.assign(0)
             validate_every = getattr(run, "validate_every", 1)
@@ -213,6 +220,7 @@ def train(cfg: Config, task: Task) -> TrainResult:
             tb.image(run.preview_tag, grid, int(state.step))
             history = metrics.read()
             last = {"epoch": epoch + 1, "step": int(state.step), "time": time.time(), "epoch_seconds": round(elapsed, 3),
+                    "cpu_seconds": round(cpu_seconds, 3),
                     "img_per_s": round(count * global_batch / max(elapsed, 1e-9), 3),
                     "seconds_per_step": round(compute_time / max(count, 1), 4),
                     **{f"lr_{name.removesuffix('_optimizer')}": base_lrs[name] * factor for name in optimizers},
@@ -227,13 +235,13 @@ def train(cfg: Config, task: Task) -> TrainResult:
             tb.flush()
             log.info("epoch %d/%d: %s", epoch + 1, epochs, " ".join(
                 f"{k}={v:.4g}" for k, v in last.items() if k.startswith(("loss/", "val_")) or k == "img_per_s"))
-            trained_seconds = sum(r.get("epoch_seconds", 0.0) for r in metrics.read())
+            trained_seconds = trained_time(metrics.read(), cfg.optim.time_limit_clock)
             out_of_time = 0 < cfg.optim.time_limit <= trained_seconds and epoch + 1 < epochs
             if (epoch + 1) % cfg.runtime.checkpoint_every == 0 or epoch + 1 == epochs or out_of_time:
                 save(f"end of epoch {epoch + 1}")
             if out_of_time:
-                log.info("--time-limit %gs reached after %.1fs of training (epoch %d)", cfg.optim.time_limit,
-                         trained_seconds, epoch + 1)
+                log.info("--time-limit %gs reached after %.1fs of training (%s clock, epoch %d)", cfg.optim.time_limit,
+                         trained_seconds, cfg.optim.time_limit_clock, epoch + 1)
                 plot_loss_curves(metrics.read(), run_dir / "loss_curves.png")
                 return TrainResult(run_dir, int(state.epoch), int(state.step), last, False,
                                    strategy.num_replicas_in_sync, time_limited=True)

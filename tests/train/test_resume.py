@@ -102,12 +102,19 @@ def test_a_moved_dataset_is_read_from_its_new_root_and_a_wrong_root_is_one_line(
     assert yaml.safe_load((Path(cfg.runtime.run_dir) / "config.yaml").read_text())["data"]["root"] == str(tmp_path / "new")
 
 
+def test_trained_time_counts_the_chosen_clock_and_falls_back_to_wall_seconds_for_old_rows():
+    from reface_tf.train.loop import trained_time
+
+    rows = [{"epoch_seconds": 10.0}, {"epoch_seconds": 5.0, "cpu_seconds": 9.0}]
+    assert trained_time(rows, "wall") == 15.0 and trained_time(rows, "cpu") == 19.0
+
+
 @pytest.mark.slow
 def test_time_limit_stops_at_an_epoch_end_with_a_checkpoint_and_a_larger_limit_resumes(tiny_config):
-    cfg = tiny_config(optim={"epochs": 50, "time_limit": 1e-6})
+    cfg = tiny_config(optim={"epochs": 50, "time_limit": 1e-6, "time_limit_clock": "cpu"})
     result = train(cfg)
     assert result.time_limited and not result.interrupted and result.epochs_done == 1
     rows = [json.loads(line) for line in (Path(cfg.runtime.run_dir) / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1]
+    assert [r["epoch"] for r in rows] == [1] and rows[0]["cpu_seconds"] > 0
     resumed = train(cfg.replace(optim={"epochs": 2, "time_limit": 0.0}))
     assert not resumed.time_limited and resumed.epochs_done == 2 and resumed.steps_done == 2 * cfg.optim.steps_per_epoch
