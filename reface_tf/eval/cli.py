@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   python evaluate.py --run-dir runs/reface --checkpoint 4500 --data data/other_pairs
   python evaluate.py --model export/reface/1 --data data/pairs --out eval/reface-1
   python evaluate.py --run-dir runs/dcgan --samples 1000          # a generator: KID / FD vs held-out faces
+  python evaluate.py --run-dir runs/stylegan2 --class-samples 64  # and the estimated age of each class
   python evaluate.py --model export/dcgan/1 --data faces/ --inception-weights inception_v3_notop.weights.h5
 """
 
@@ -47,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "include_top=False, pooling='avg') for fd_inception / kid_inception (not downloaded)")
     gen.add_argument("--kid-subsets", type=int, default=100, help="KID subsets")
     gen.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (capped at the set sizes)")
+    gen.add_argument("--class-samples", type=int, default=64, help="class-conditional generators (stylegan2): faces per "
+                     "class scored by the offline age estimator against the held-out faces of the class (0 = skip)")
+    gen.add_argument("--age-model", default=None, help="a local age-v1.onnx for --class-samples (default: the pinned "
+                     "registry file)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     if args.checkpoint is not None and args.model:
@@ -119,6 +124,8 @@ def _evaluate_generator(args) -> int:
 
     if args.samples < 2 or args.kid_subsets < 1 or args.kid_subset_size < 2:
         raise ConfigError("--samples and --kid-subset-size must be at least 2, --kid-subsets at least 1")
+    if args.class_samples < 0:
+        raise ConfigError(f"--class-samples: {args.class_samples} must be at least 0 (0 = skip the class ages)")
     from reface_tf.metrics.embeddings import available_embedders
 
     known = available_embedders(args.inception_weights)
@@ -132,9 +139,13 @@ def _evaluate_generator(args) -> int:
 
         task = get_task(run_config(args.run_dir).task.name)
         source = task.seed_source(args.run_dir, args.checkpoint)
-        held_out, training = task.real_faces(args.run_dir)
+        held_classes = None
+        if hasattr(task, "labelled_faces"):
+            held_out, held_classes, training, _ = task.labelled_faces(args.run_dir)
+        else:
+            held_out, training = task.real_faces(args.run_dir)
         if args.data:
-            held_out = _faces_of(args.data, source.resolution)
+            held_out, held_classes = _faces_of(args.data, source.resolution), None
         out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / source.checkpoint
     else:
         from reface_tf.serve.source import seed_source_from_export
@@ -142,13 +153,29 @@ def _evaluate_generator(args) -> int:
         if not args.data:
             raise ConfigError("--data: evaluating an exported generator needs a folder of real faces to compare with")
         source = seed_source_from_export(args.model)
-        held_out, training = _faces_of(args.data, source.resolution), None
+        held_out, training, held_classes = _faces_of(args.data, source.resolution), None, None
         out = Path(args.out) if args.out else Path("eval") / source.checkpoint
     report, generated = evaluate_generator(source, held_out, training, names, args.samples, args.inception_weights,
                                            args.kid_subsets, args.kid_subset_size, progress=not args.no_progress)
+    if source.generate_class is not None and args.class_samples:
+        report["class_ages"] = _class_ages(source, args, held_out if held_classes is not None else None, held_classes)
     write_generator_report(report, generated, training, out)
     print(f"{summary_line(report)}; report: {out}/report.md")
     return 0
+
+
+def _class_ages(source, args, real, real_classes) -> dict:
+    from reface_tf.errors import ModelError
+    from reface_tf.eval.class_ages import class_age_agreement
+    from reface_tf.faces.age_estimator import AgeEstimator
+
+    try:
+        estimator = AgeEstimator.load(args.age_model)
+    except ModelError as err:
+        log.warning("class ages skipped: %s (or pass --class-samples 0)", err)
+        return {"skipped": str(err)}
+    with estimator:
+        return class_age_agreement(source, estimator, args.class_samples, real, real_classes)
 
 
 def _faces_of(folder: str, size: int):

@@ -89,6 +89,13 @@ def _markdown(report: dict) -> str:
     for name, mem in gen.get("memorisation", {}).items():
         lines += ["", f"Memorisation ({name}, {mem['distance']}): nearest training image per sample, min "
                   f"{mem['min']:.4f}, median {mem['median']:.4f}; closest pairs in closest_{name}.png"]
+    ages = report.get("class_ages")
+    if ages and "classes" in ages:
+        from reface_tf.eval.class_ages import markdown_lines
+
+        lines += markdown_lines(ages)
+    elif ages:
+        lines += ["", f"Estimated age per class: skipped ({ages['skipped']})"]
     return "\n".join(lines) + "\n"
 
 
