@@ -106,6 +106,16 @@ def test_trains_resumes_exactly_and_exports(tmp_path):
     assert held.shape == (3, 32, 32, 3) and len(train) == 13
     assert list(held_cls) == [c for _, c in split["held_out"]]
 
+    from reface_tf.eval.cli import main as evaluate_main
+
+    assert evaluate_main(["--run-dir", str(straight), "--samples", "8", "--embedders", "sface", "--kid-subsets", "2",
+                          "--kid-subset-size", "3", "--class-samples", "4", "--no-progress"]) == 0
+    report = json.loads((straight / "eval" / "ckpt-6" / "report.json").read_text())
+    assert report["generated"]["n_generated"] == 8 and report["generated"]["n_real"] == 3
+    ages = report["class_ages"]
+    assert [r["class"] for r in ages["classes"]] == ["young", "old"] and ages["classes"][1]["generated"]["n"] == 4
+    assert [r["real"]["n"] for r in ages["classes"]] == [int(np.sum(held_cls == k)) for k in (0, 1)]
+
 
 def test_seeds_draw_classes_in_proportion_to_the_training_counts_and_independently_of_each_other():
     from reface_tf.serve.source import classes_for_seeds
