@@ -131,6 +131,16 @@ def _worker(args) -> dict:
             "steps": args.steps, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 
 
+def generator_scores(report: dict, embedders=("facenet", "sface")) -> dict:
+    """The benchmark row's figures of an ``evaluate.py`` generator report: KID, FD, floor and memorisation."""
+    gen, floor = report["generated"], report["floor_real_vs_real"]
+    row = {"n_generated": gen["n_generated"], "n_real": gen["n_real"]}
+    for emb in embedders:
+        row |= {f"kid_{emb}": gen[f"kid_{emb}"], f"kid_{emb}_std": gen[f"kid_{emb}_std"], f"fd_{emb}": gen[f"fd_{emb}"],
+                f"floor_kid_{emb}": floor[f"kid_{emb}"], f"nearest_train_median_{emb}": gen["memorisation"][emb]["median"]}
+    return row
+
+
 def quality(seconds: float, seeds: list[int], out_root: Path) -> list[dict]:
     """Train the default and the no-DiffAugment setting for ``seconds`` of training steps per seed on the demo
     faces (``python train.py --task dcgan --time-limit``), then score each run with ``evaluate.py``."""
@@ -148,13 +158,8 @@ def quality(seconds: float, seeds: list[int], out_root: Path) -> list[dict]:
                     raise SystemExit(f"{' '.join(cmd[1:3])} failed: {proc.stderr.strip()[-1500:]}")
             report = json.loads((run_dir / "eval" / "report.json").read_text())
             history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-            gen, floor = report["generated"], report["floor_real_vs_real"]
             row = {"setup": name, "seed": seed, "steps": history[-1]["step"], "train_seconds": sum(r["epoch_seconds"] for r in history),
-                   "n_generated": gen["n_generated"], "n_real": gen["n_real"]}
-            for emb in ("facenet", "sface"):
-                row |= {f"kid_{emb}": gen[f"kid_{emb}"], f"kid_{emb}_std": gen[f"kid_{emb}_std"], f"fd_{emb}": gen[f"fd_{emb}"],
-                        f"floor_kid_{emb}": floor[f"kid_{emb}"],
-                        f"nearest_train_median_{emb}": gen["memorisation"][emb]["median"]}
+                   **generator_scores(report)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows

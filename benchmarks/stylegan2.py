@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.dcgan import generator_scores
+
 ROOT = Path(__file__).resolve().parents[1]
 SETUPS = (("default (ADA target 0.6)", "ada", []), ("ADA off", "noada", ["--ada-target", "0"]))
 
@@ -40,17 +42,13 @@ def quality(seconds: float, seeds: list[int], out_root: Path, samples: int) -> l
                   "--samples", str(samples), "--no-progress", "--out", str(run_dir / "eval")])
             report = json.loads((run_dir / "eval" / "report.json").read_text())
             history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-            gen, floor, ages = report["generated"], report["floor_real_vs_real"], report.get("class_ages", {})
+            ages = report.get("class_ages", {})
             row = {"setup": name, "seed": seed, "steps": history[-1]["step"], "epochs": history[-1]["epoch"],
                    "cpu_seconds": sum(r.get("cpu_seconds", 0.0) for r in history),
                    "wall_seconds": sum(r["epoch_seconds"] for r in history), "ada_p": history[-1].get("ada_p"),
-                   "n_generated": gen["n_generated"], "n_real": gen["n_real"],
+                   **generator_scores(report),
                    "age_classes": ages.get("classes"), "age_spearman_generated": ages.get("spearman_generated"),
                    "age_spearman_real": ages.get("spearman_real"), "age_mean_abs_gap": ages.get("mean_abs_gap_years")}
-            for emb in ("facenet", "sface"):
-                row |= {f"kid_{emb}": gen[f"kid_{emb}"], f"kid_{emb}_std": gen[f"kid_{emb}_std"],
-                        f"floor_kid_{emb}": floor[f"kid_{emb}"],
-                        f"nearest_train_median_{emb}": gen["memorisation"][emb]["median"]}
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
