@@ -112,6 +112,9 @@ class OptimConfig:
     time_limit: float = _opt(0.0, "stop at the end of the first epoch after this many seconds of training steps over the "
                                   "whole run (validation excluded; 0 = no limit); a checkpoint is saved and a larger "
                                   "limit resumes")
+    accumulate: int = _opt(1, "gradient accumulation: compute each batch in N slices one after another and apply their "
+                           "summed gradients once (the same update in 1/N of the activation memory; batch statistics "
+                           "are per slice, as per replica under a multi-device strategy)")
     time_limit_clock: str = _opt("wall", "what --time-limit counts: wall-clock seconds, or this process's CPU seconds "
                                  "(every core; fair between runs that share a machine)", choices=("wall", "cpu"))
 
@@ -178,7 +181,7 @@ def sections_of(task: str) -> tuple[str, ...]:
 
 # Fields that may change when a run is resumed; anything else would make the checkpoint meaningless.
 RESUMABLE_CHANGES = {
-    ("optim", "epochs"), ("optim", "steps_per_epoch"), ("optim", "time_limit"), ("optim", "time_limit_clock"),
+    ("optim", "epochs"), ("optim", "steps_per_epoch"), ("optim", "time_limit"), ("optim", "time_limit_clock"), ("optim", "accumulate"),
     ("runtime", "checkpoint_every"),
     ("runtime", "keep_checkpoints"),
     ("runtime", "log_every"), ("runtime", "image_every"), ("runtime", "progress"), ("runtime", "intra_threads"),
@@ -453,6 +456,8 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         raise bad("optim", "lr_step_epochs", f"must be at least 1, got {o.lr_step_epochs}")
     if o.steps_per_epoch is not None and o.steps_per_epoch < 1:
         raise bad("optim", "steps_per_epoch", f"must be at least 1, got {o.steps_per_epoch}")
+    if o.accumulate < 1 or o.batch_size % o.accumulate:
+        raise bad("optim", "accumulate", f"{o.accumulate}: must be at least 1 and divide --batch-size {o.batch_size}")
     if not (o.time_limit >= 0 and math.isfinite(o.time_limit)):
         raise bad("optim", "time_limit", f"must be a number of seconds >= 0 (0 = no limit), got {o.time_limit}")
 

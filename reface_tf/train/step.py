@@ -72,17 +72,34 @@ def make_group_step(group: StepGroup, networks: dict[str, keras.Model], optimize
     scaled = cfg.runtime.precision == "mixed_float16"
     variables = [trainable(networks, phase.networks) for phase in group.phases]
 
-    def replica_step(batch: dict[str, tf.Tensor], step_count: tf.Tensor) -> dict[str, tf.Tensor]:
-        ctx = StepContext(global_batch, step_count)
+    accumulate = cfg.optim.accumulate
+
+    def micro_step(batch: dict[str, tf.Tensor], ctx: StepContext):
         with contextlib.ExitStack() as stack:
             tapes = [stack.enter_context(tf.GradientTape()) for _ in group.phases]
             losses, logs = group.losses(batch, ctx)
             totals = [optimizers[p.optimizer].scale_loss(losses[p.loss]) if scaled else losses[p.loss]
                       for p in group.phases]
         grads = [tape.gradient(total, vs) for tape, total, vs in zip(tapes, totals, variables)]
+        return grads, {**logs, **{p.loss: losses[p.loss] for p in group.phases}}
+
+    def replica_step(batch: dict[str, tf.Tensor], step_count: tf.Tensor) -> dict[str, tf.Tensor]:
+        ctx = StepContext(global_batch, step_count)
+        if accumulate == 1:
+            grads, out = micro_step(batch, ctx)
+        else:
+            # Gradient accumulation: the batch in ``accumulate`` slices run one after another. Losses are sums over
+            # examples / GLOBAL batch (ctx.average), so the summed slices are the whole batch's mean, as replicas are.
+            slices = {k: tf.split(v, accumulate, axis=0) for k, v in batch.items()}
+            grads, out = None, {}
+            for i in range(accumulate):
+                g, o = micro_step({k: v[i] for k, v in slices.items()}, ctx)
+                grads = g if grads is None else [[b if a is None else a if b is None else a + b for a, b in zip(x, y)]
+                                                 for x, y in zip(grads, g)]
+                out = {k: out.get(k, 0.0) + v for k, v in o.items()}
         for phase, g, vs in zip(group.phases, grads, variables):
             optimizers[phase.optimizer].apply_gradients(zip(g, vs))
-        return {**logs, **{p.loss: losses[p.loss] for p in group.phases}}
+        return out
 
     # XLA compiles one device's program: with several replicas compile the per-replica step, not the
     # cross-replica function (which would place every replica's variables on the first device).

@@ -51,6 +51,8 @@ def test_defaults_follow_the_reference_auto_config():
         0.0025, 0.0, 0.99, 2, 0.6)
     with pytest.raises(ConfigError, match=r"^--image-size \(faces.image_size\): 48"):
         validate(cfg.replace(faces={"image_size": 48}), check_paths=False)
+    with pytest.raises(ConfigError, match=r"^--accumulate \(optim.accumulate\): 2: stylegan2 updates the ADA"):
+        validate(cfg.replace(optim={"accumulate": 2}), check_paths=False)
 
 
 @pytest.mark.slow

@@ -71,6 +71,9 @@ def validate_stylegan2(cfg: Config, check_paths: bool) -> None:
         raise _bad("stylegan2", "ada_p", f"must be in [0, 1], got {s.ada_p}")
     if not 0 <= s.ada_target < 1:
         raise _bad("stylegan2", "ada_target", f"must be in [0, 1), got {s.ada_target}")
+    if cfg.optim.accumulate > 1:
+        raise _bad("optim", "accumulate", f"{cfg.optim.accumulate}: stylegan2 updates the ADA probability and the "
+                   "path-length mean inside each step, which slices would repeat; use --accumulate 1")
     batch = cfg.optim.batch_size
     if batch > 4 and batch % 4:
         raise _bad("optim", "batch_size", f"{batch}: the minibatch-stddev groups of 4 need a multiple of 4 (or at most 4)")
