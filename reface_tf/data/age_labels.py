@@ -132,6 +132,16 @@ class AgeGroups:
         return (low + high + 1) / 2.0
 
 
+def class_age_groups(class_names: Sequence[str]) -> AgeGroups | None:
+    """The classes as age groups when every name is a range of years in order (``0-10, ..., 81+``), else None
+    (the demo's ``original`` / ``simulated older``)."""
+    try:
+        groups = AgeGroups.parse(",".join(class_names))
+    except ConfigError:
+        return None
+    return groups if len(groups) == len(class_names) else None
+
+
 def _name(bound: tuple[int, int | None]) -> str:
     low, high = bound
     return f"{low}+" if high is None else f"{low}-{high}"

@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   python evaluate.py --run-dir runs/dcgan --samples 1000          # a generator: KID / FD vs held-out faces
   python evaluate.py --run-dir runs/stylegan2 --class-samples 64  # and the estimated age of each class
   python evaluate.py --model export/dcgan/1 --data faces/ --inception-weights inception_v3_notop.weights.h5
+  python evaluate.py --run-dir runs/age_encoder                # age edits of the generator run's held-out faces
 """
 
 
@@ -61,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from reface_tf.cli import setup_logging
 
     setup_logging(args.verbose)
+    if _is_age_editor(args):
+        return _evaluate_age_editor(args)
     if _draws_from_seeds(args):
         return _evaluate_generator(args)
     from reface_tf.eval.evaluate import default_out_dir, evaluate, evaluation_pairs
@@ -105,6 +108,68 @@ def _translation_source(args):
         declare("spade")
         return spade_source_from_export(version_dir, meta)
     return source_from_export(args.model)
+
+
+def _is_age_editor(args) -> bool:
+    if args.run_dir:
+        from reface_tf.tasks import run_config
+
+        return run_config(args.run_dir).task.name == "age_encoder"
+    from reface_tf.serve.export import read_meta, resolve_version_dir
+
+    return read_meta(resolve_version_dir(args.model))[0].get("task") == "age_encoder"
+
+
+def _evaluate_age_editor(args) -> int:
+    """Age edits of held-out real faces: estimated age per target class, SFace identity, reconstruction."""
+    from reface_tf.errors import ModelError
+    from reface_tf.eval.age_edits import age_edit_report, write_age_edit_report
+    from reface_tf.faces.age_estimator import AgeEstimator
+    from reface_tf.metrics.identity import load_identity_model
+    from reface_tf.tasks.age_encoder.task import held_out_faces
+
+    if args.run_dir:
+        from reface_tf.tasks import get_task, run_config
+
+        editor = get_task("age_encoder").editor(args.run_dir, args.checkpoint)
+        generator_run = run_config(args.run_dir).age_encoder.generator_run
+        out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / editor.checkpoint
+    else:
+        from reface_tf.serve.age_editor import age_editor_from_export
+        from reface_tf.serve.export import read_meta, resolve_version_dir
+
+        editor = age_editor_from_export(args.model)
+        generator_run = read_meta(resolve_version_dir(args.model))[0]["generator"]["run"]
+        out = Path(args.out) if args.out else Path("eval") / editor.checkpoint
+    if args.data:
+        faces, labels, persons = _faces_of(args.data, editor.resolution), None, None
+        where = f"{args.data} (all {len(faces)} images; persons unknown: each image counts as its own)"
+    else:
+        if not (Path(generator_run) / "config.yaml").is_file():
+            raise ConfigError(f"--data: the generator run {generator_run} is not here to give its held-out faces; pass "
+                              "--data with a folder of aligned faces")
+        faces, labels, persons = held_out_faces(generator_run)
+        where = f"held-out faces of {generator_run} ({len(faces)} faces, {len(set(persons))} persons)"
+    try:
+        estimator = AgeEstimator.load(args.age_model)
+    except ModelError as err:
+        raise ModelError(f"{err} (the age-edit evaluation needs the offline age estimator; pass --age-model PATH)") from None
+    identity, description = (None, "skipped (--no-identity)") if args.no_identity else load_identity_model()
+    if identity is None:
+        log.warning("identity similarity left out: %s", description)
+    with estimator:
+        report, grids = age_edit_report(editor.edit, faces, persons, editor.class_names, estimator, identity, labels)
+    report |= {"checkpoint": editor.checkpoint, "model": editor.description, "faces": where,
+               "simulated": editor.simulated, "resolution": editor.resolution}
+    write_age_edit_report(report, grids, out)
+    ident = report.get("identity", {})
+    recon = report.get("reconstruction")
+    num = lambda v: "—" if v is None else f"{v:.3f}"
+    print(f"{editor.checkpoint} on {len(faces)} faces: Spearman(target, estimated age) {num(report['spearman_target_age'])}"
+          + (f", SFace(input, edit) {num(ident['input_edit'])} vs another person {num(ident['other_person'])}" if ident else "")
+          + (f", reconstruction PSNR {recon['psnr']:.2f} dB SSIM {recon['ssim']:.4f}" if recon else "")
+          + f"; report: {out}/report.md")
+    return 0
 
 
 def _draws_from_seeds(args) -> bool:

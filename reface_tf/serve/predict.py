@@ -117,9 +117,9 @@ def _at_model_size(aligned: AlignedFace, size: int) -> AlignedFace:
                        (aligned.landmarks * scale + shift).astype(np.float32), aligned.face_size)
 
 
-def simulate_photo(rgb: np.ndarray, translate: Translate, size: int, landmarker, margin: float = DEFAULT_MARGIN,
-                   feather: float | None = None, alignment: AlignmentSettings | None = None) -> Simulation:
-    """Simulate the translation on the largest face of ``rgb`` (uint8 RGB); NoFaceError if there is none.
+def align_largest_face(rgb: np.ndarray, size: int, landmarker, margin: float = DEFAULT_MARGIN,
+                       alignment: AlignmentSettings | None = None) -> tuple[AlignedFace, int]:
+    """The largest face of ``rgb`` aligned at the model ``size`` and how many faces were found; NoFaceError if none.
 
     ``alignment`` (see :func:`prediction_alignment`) replaces ``margin``: the face is aligned with its margin,
     border mode and size, then resized to the model ``size`` when that differs.
@@ -127,14 +127,18 @@ def simulate_photo(rgb: np.ndarray, translate: Translate, size: int, landmarker,
     faces = landmarker.detect(rgb)
     if not faces:
         raise NoFaceError("no face found")
-    face = faces[0]
     how = alignment if alignment is not None else AlignmentSettings(size=size, margin=margin)
     try:
-        aligned = align_face(rgb, face.landmarks, size=how.size, margin=how.margin, border_mode=how.border_mode)
+        aligned = align_face(rgb, faces[0].landmarks, size=how.size, margin=how.margin, border_mode=how.border_mode)
     except ValueError as err:  # degenerate landmarks
         raise DataError(f"alignment failed ({err})") from None
-    aligned = _at_model_size(aligned, size)
-    generated = np.asarray(translate(aligned.image[None]))[0]
+    return _at_model_size(aligned, size), len(faces)
+
+
+def paste_back(rgb: np.ndarray, aligned: AlignedFace, generated: np.ndarray, feather: float | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(the photo with ``generated`` warped back into the aligned face's oval, the blending weight per pixel)."""
+    size = aligned.image.shape[0]
     if generated.shape[-1] == 1:
         generated = np.repeat(generated, 3, axis=-1)
     hw = rgb.shape[:2]
@@ -142,7 +146,17 @@ def simulate_photo(rgb: np.ndarray, translate: Translate, size: int, landmarker,
     mask = face_mask(aligned.landmarks, size, default_feather(size) if feather is None else feather)
     mask_back, _ = warp_back(mask, aligned.matrix, hw)
     alpha = np.where(valid, mask_back.reshape(hw), 0.0).astype(np.float32)
-    return Simulation(blend(rgb, back, alpha), alpha, aligned.image, generated, len(faces))
+    return blend(rgb, back, alpha), alpha
+
+
+def simulate_photo(rgb: np.ndarray, translate: Translate, size: int, landmarker, margin: float = DEFAULT_MARGIN,
+                   feather: float | None = None, alignment: AlignmentSettings | None = None) -> Simulation:
+    """Simulate the translation on the largest face of ``rgb`` (uint8 RGB); NoFaceError if there is none
+    (alignment as :func:`align_largest_face`)."""
+    aligned, faces = align_largest_face(rgb, size, landmarker, margin, alignment)
+    generated = np.asarray(translate(aligned.image[None]))[0]
+    after, alpha = paste_back(rgb, aligned, generated, feather)
+    return Simulation(after, alpha, aligned.image, generated, faces)
 
 
 def before_after(before: np.ndarray, after: np.ndarray, gap: int = 8) -> np.ndarray:
