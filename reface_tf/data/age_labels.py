@@ -42,6 +42,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
