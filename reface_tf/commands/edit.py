@@ -42,6 +42,33 @@ def _class_names_without_loading(args: argparse.Namespace) -> tuple[str, ...] | 
     return tuple(json.loads(saved.read_text())["class_names"]) if saved.is_file() else None
 
 
+def _one_class(spec: str, names) -> int:
+    from reface_tf.serve.age_editor import target_classes
+
+    found = target_classes(spec, names)
+    if len(found) != 1:
+        raise ConfigError(f"--source-class {spec!r}: name one class of: {', '.join(names)}")
+    return found[0]
+
+
+def _source_class(args, editor):
+    """(the class or a function of the aligned face giving it, a function closing what it opened)."""
+    from reface_tf.data.age_labels import class_age_groups
+
+    if args.source_class is not None:
+        return _one_class(args.source_class, editor.class_names), None
+    groups = class_age_groups(editor.class_names)
+    if groups is None:
+        print(f"refining with source class {editor.class_names[0]!r} (the first; --source-class sets another)")
+        return 0, None
+    from reface_tf.eval.age_edits import estimated_classes
+    from reface_tf.faces.age_estimator import AgeEstimator
+
+    estimator = AgeEstimator.load()
+    estimate = lambda face: int(estimated_classes(estimator.predict(face[None], landmarks=[None]), groups)[0])
+    return estimate, estimator.close
+
+
 def edit_main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(description="Edit the age of the face in ordinary photos: detect and align it as the "
                             "generator's faces were aligned, encode, re-render with the target class, warp back and "
@@ -59,6 +86,11 @@ def edit_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--landmarker", default=None, help="MediaPipe face_landmarker.task (default: pinned, cached)")
     parser.add_argument("--margin", type=float, default=None, help="override the alignment margin the model records")
     parser.add_argument("--feather", type=float, default=None, help="blend feather in aligned pixels (default: size / 32)")
+    parser.add_argument("--refine-steps", type=int, default=0, help="optimise each face's latent this many Adam steps "
+                        "from the encoder's start (reconstruction L1; typically 100-300; default 0 = off)")
+    parser.add_argument("--source-class", default=None, help="with --refine-steps: the class the photo is in, which "
+                        "the refinement reconstructs with (default: the age estimator's group when the classes are "
+                        "age groups, else the first class)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     if args.checkpoint is not None and args.model:
@@ -67,6 +99,10 @@ def edit_main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError(f"--margin {args.margin}: must be in [0, 0.5)")
     if args.feather is not None and args.feather < 0:
         raise ConfigError(f"--feather {args.feather}: must be >= 0")
+    if args.refine_steps < 0:
+        raise ConfigError(f"--refine-steps {args.refine_steps}: must be >= 0 (0 = no refinement)")
+    if args.source_class is not None and not args.refine_steps:
+        raise ConfigError("--source-class: only with --refine-steps N (the class the refinement reconstructs with)")
     setup_logging(args.verbose)
     from reface_tf.serve.age_editor import target_classes
     from reface_tf.serve.predict import list_photos, no_photos_error
@@ -79,6 +115,8 @@ def edit_main(argv: Sequence[str] | None = None) -> int:
     names = _class_names_without_loading(args)
     if names is not None:
         target_classes(args.age, names)
+        if args.source_class is not None:
+            _one_class(args.source_class, names)
 
     from reface_tf.faces.alignment_settings import alignment_path, read_alignment
     from reface_tf.faces.landmarks import FaceLandmarker
@@ -100,12 +138,18 @@ def edit_main(argv: Sequence[str] | None = None) -> int:
     targets = target_classes(args.age, editor.class_names)
     if editor.simulated:
         print("note: this model's classes are SIMULATED (the demo's), not real ages", file=sys.stderr)
+    source, closing = 0, None
+    if args.refine_steps:
+        source, closing = _source_class(args, editor)
     with FaceLandmarker(args.landmarker) as landmarker:
         alignment, line = prediction_alignment(recorded, origin, editor.resolution, args.margin,
                                                sha256_of(landmarker.model_path))
         print(line)
         result = edit_photos(photos, editor, targets, landmarker, args.out, alignment, args.feather,
-                             on_result=lambda photo, msg: print(msg, file=sys.stderr if msg.startswith("skipped") else sys.stdout))
+                             on_result=lambda photo, msg: print(msg, file=sys.stderr if msg.startswith("skipped") else sys.stdout),
+                             refine_steps=args.refine_steps, source_class=source)
+    if closing is not None:
+        closing()
     if not result.written:
         raise DataError(f"no photo succeeded ({len(result.failed)} failed; first: {result.failed[0][1]})")
     mean = sum(result.seconds) / len(result.seconds)

@@ -41,6 +41,8 @@ class AgeEditor:
     data_root: Path | None = None  # the generator's training faces (their alignment.json), when known
     simulated: bool = False        # the classes are a simulation (the demo's), not real ages
     alignment: object | None = None  # AlignmentSettings recorded in an export
+    # (z float32 [N, z_dim], classes int32 [N]) -> faces float32 in [-1, 1], differentiable (refinement)
+    render: Callable | None = None
 
 
 def _normal(name: str) -> str:
@@ -93,6 +95,8 @@ def age_editor_from_export(path: str | os.PathLike) -> AgeEditor:
 
     loaded = tf.saved_model.load(str(version))
     edit_fn, encode_fn = loaded.signatures["edit_images"], loaded.signatures["encode"]
+    render_fn = loaded.signatures.get("render_from_z")
+    render = (lambda z, classes: render_fn(z=z, classes=classes)["images"]) if render_fn is not None else None
     size = int(meta["resolution"])
 
     def edit(faces: np.ndarray, classes, batch: int = 32) -> np.ndarray:
@@ -110,4 +114,4 @@ def age_editor_from_export(path: str | os.PathLike) -> AgeEditor:
     root = (meta.get("training_data") or {}).get("root")
     return AgeEditor(edit, encode, tuple(meta["class_names"]), size, f"{version.parent.name}-{version.name}",
                      str(version), Path(root) if root else None, bool(meta.get("simulated")),
-                     alignment_from_meta(meta, version))
+                     alignment_from_meta(meta, version), render)

@@ -76,8 +76,12 @@ class EditResult:
 
 def edit_photos(photos: list[Path], editor: AgeEditor, targets: Sequence[int], landmarker, out_dir: str | os.PathLike,
                 alignment: AlignmentSettings | None = None, feather: float | None = None,
-                on_result: Callable[[Path, str], None] | None = None) -> EditResult:
-    """Edit the largest face of each photo to every class in ``targets`` and write the results (see the module doc)."""
+                on_result: Callable[[Path, str], None] | None = None, refine_steps: int = 0,
+                source_class: int | Callable[[np.ndarray], int] = 0) -> EditResult:
+    """Edit the largest face of each photo to every class in ``targets`` and write the results (see the module doc).
+
+    ``refine_steps`` > 0 refines each face's latent first (:mod:`reface_tf.serve.refine`), reconstructing it with
+    ``source_class`` (a class, or a function of the aligned face giving one)."""
     out_dir, result = Path(out_dir), EditResult()
     stems = [p.stem for p in photos]
     names = [editor.class_names[k] for k in targets]
@@ -87,7 +91,17 @@ def edit_photos(photos: list[Path], editor: AgeEditor, targets: Sequence[int], l
         try:
             rgb = load_rgb(photo)
             aligned, faces = align_largest_face(rgb, editor.resolution, landmarker, alignment=alignment)
-            edits = editor.edit(np.repeat(aligned.image[None], len(targets), axis=0), np.asarray(targets, np.int32))
+            if refine_steps > 0:
+                from reface_tf.serve.refine import refine_latents, render_latents
+
+                source = source_class(aligned.image) if callable(source_class) else source_class
+                refined = refine_latents(editor, aligned.image[None], source, refine_steps)
+                edits = render_latents(editor, np.repeat(refined.z, len(targets), axis=0), np.asarray(targets, np.int32))
+                note = (f"; refined {refine_steps} steps from {editor.class_names[source]}: L1 "
+                        f"{refined.start_l1[0]:.3f} -> {refined.final_l1[0]:.3f} in {refined.seconds_per_image:.1f} s")
+            else:
+                edits = editor.edit(np.repeat(aligned.image[None], len(targets), axis=0), np.asarray(targets, np.int32))
+                note = ""
             afters = [paste_back(rgb, aligned, face)[0] for face in edits]
             paths = [out_dir / f"{name}_age_{class_slug(n)}.png" for n in names]
             for path, after in zip(paths, afters):
@@ -105,5 +119,5 @@ def edit_photos(photos: list[Path], editor: AgeEditor, targets: Sequence[int], l
         result.seconds.append(seconds)
         extra = f" ({faces} faces, edited the largest)" if faces > 1 else ""
         if on_result:
-            on_result(photo, f"{strip} ({len(targets)} edits) in {seconds:.2f} s{extra}")
+            on_result(photo, f"{strip} ({len(targets)} edits) in {seconds:.2f} s{extra}{note}")
     return result

@@ -94,3 +94,13 @@ def test_strip_scales_photos_down_to_its_height_and_names_classes_for_files():
     strip = age_strip(np.zeros((800, 600, 3), np.uint8), [np.zeros((800, 600, 3), np.uint8)], ["61-70"], height=200)
     assert strip.shape[0] == 200 + 28 and strip.shape[1] == 2 * 150 + 8
     assert [class_slug(n) for n in ("61-70", "81+", "simulated older")] == ["61-70", "81plus", "simulated_older"]
+
+
+@pytest.mark.parametrize("extra, needle", [(["--refine-steps", "-1"], "--refine-steps -1: must be >= 0"),
+                                           (["--source-class", "0-10"], "--source-class: only with --refine-steps"),
+                                           (["--margin", "0.6"], "--margin 0.6")])
+def test_bad_options_are_one_line_errors_before_anything_loads(tmp_path, capsys, extra, needle):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.png")
+    assert run_cli(edit_main, [str(tmp_path / "x.png"), "--model", str(tmp_path / "nothing"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err

@@ -98,6 +98,13 @@ def test_trains_resumes_exactly_exports_and_evaluates(tmp_path):
     assert same.shape == (32, 32, 3) and np.abs(same.astype(int) - expected[2]).max() <= 1
     assert edit_bytes(Image.fromarray(faces[2]).resize((64, 64)), 1).shape == (32, 32, 3)  # any size: resized
 
+    from reface_tf.serve.refine import refine_latents, render_latents
+
+    for which in (editor, exported):  # gradients flow through the run's generator and the export's render_from_z
+        refined = refine_latents(which, faces, [0, 1, 0], steps=15, lr=0.1)
+        assert refined.final_l1.mean() < refined.start_l1.mean() and refined.seconds_per_image > 0
+        assert render_latents(which, refined.z, 1).shape == faces.shape
+
     from reface_tf.eval.cli import main as evaluate_main
 
     assert evaluate_main(["--model", str(version), "--no-identity", "--out", str(tmp_path / "eval")]) == 0

@@ -69,7 +69,7 @@ def validate_age_encoder(cfg: Config, check_paths: bool) -> None:
 
 
 register_task(NAME, {"age_encoder": AgeEncoderConfig}, validate_age_encoder,
-              defaults={"optim": {"epochs": 10, "batch_size": 16, "lr_g": 0.001, "beta1": 0.9, "beta2": 0.999},
+              defaults={"optim": {"epochs": 6, "batch_size": 16, "lr_g": 0.001, "beta1": 0.9, "beta2": 0.999},
                         "runtime": {"run_dir": "runs/age_encoder", "log_every": 20, "image_every": 200}})
 
 

@@ -6,7 +6,8 @@ Signatures (``reface_meta.json`` lists them):
 * ``serving_default`` = ``edit_images``: ``images`` uint8 ``[N, S, S, 3]`` (aligned faces at the model size),
   ``classes`` int32 ``[N]`` -> ``images`` uint8: each face re-rendered with its target class;
 * ``encode``: ``images`` -> ``z`` float32 ``[N, z_dim]``;
-* ``generate_from_z``: ``z``, ``classes`` -> ``images``;
+* ``generate_from_z``: ``z``, ``classes`` -> ``images``; ``render_from_z``: the same as float32 in [-1, 1], which
+  gradients flow through (``edit.py --refine-steps``);
 * ``edit``: ``image_bytes`` string ``[]`` (a PNG or JPEG of an aligned face, any size: resized to S), ``target_class``
   int32 ``[]`` -> ``png`` string ``[]`` (the edited face at S x S). Photos are aligned outside the graph
   (MediaPipe), as ``edit.py`` does, with the ``alignment`` recorded here.
@@ -58,6 +59,9 @@ def export_age_editor(run_dir: str | os.PathLike, checkpoint: int | None, base: 
     from_z = tf.function(lambda z, classes: {"images": _as_uint8(generator.render(z, classes))},
                          input_signature=[tf.TensorSpec([None, z_dim], tf.float32, name="z"), classes_spec])
 
+    render = tf.function(lambda z, classes: {"images": generator.render(z, classes)},
+                         input_signature=[tf.TensorSpec([None, z_dim], tf.float32, name="z"), classes_spec])
+
     def edit_bytes(image_bytes, target_class):
         image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
         image = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, [size, size], antialias=True)), 0, 255), tf.uint8)
@@ -77,7 +81,7 @@ def export_age_editor(run_dir: str | os.PathLike, checkpoint: int | None, base: 
             "simulated": simulated, "simulated_note": note,
             "training_data": {"root": str(root) if root else None, "labels": generator.cfg.stylegan2.labels}}
     version = write_versioned_export({"serving_default": edit_images, "edit_images": edit_images, "encode": encode,
-                                      "generate_from_z": from_z, "edit": edit}, meta, base)
+                                      "generate_from_z": from_z, "render_from_z": render, "edit": edit}, meta, base)
     return version, (f"{loaded.checkpoint} + {generator.checkpoint} -> {version} (signatures serving_default = "
                      f"edit_images(images, classes), encode, generate_from_z, edit(image_bytes, target_class); "
                      f"{size}x{size}, classes {', '.join(generator.class_names)})")

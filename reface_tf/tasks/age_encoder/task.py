@@ -257,7 +257,8 @@ class AgeEncoderTask:
         encoder = loaded.networks["encoder"]
         return AgeEditor(lambda faces, classes: edit_faces(encoder, generator, faces, classes),
                          lambda faces: encode(encoder, faces), generator.class_names, generator.resolution,
-                         Path(loaded.checkpoint).name, loaded.checkpoint, generator_data_root(generator))
+                         Path(loaded.checkpoint).name, loaded.checkpoint, generator_data_root(generator),
+                         render=generator.render)
 
     def export(self, run_dir: str | os.PathLike, checkpoint: int | None, base: str | os.PathLike,
                precision: str = "fp32", tflite: bool = False, onnx: bool = False) -> tuple[Path, str]:

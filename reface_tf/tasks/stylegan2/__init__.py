@@ -87,7 +87,7 @@ def validate_stylegan2(cfg: Config, check_paths: bool) -> None:
 
 register_task(NAME, {"faces": FacesConfig, "stylegan2": StyleGAN2Config}, validate_stylegan2,
               defaults={"faces": {"image_size": 32},
-                        "optim": {"epochs": 20, "batch_size": 8, "lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0,
+                        "optim": {"epochs": 80, "batch_size": 8, "lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0,
                                   "beta2": 0.99},
                         "runtime": {"run_dir": "runs/stylegan2", "log_every": 20, "image_every": 200}})
 
