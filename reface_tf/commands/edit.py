@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from reface_tf.cli import ArgumentParser, setup_logging
+from reface_tf.commands.photo_options import check_photo_options
 from reface_tf.errors import ConfigError, DataError
 
 EXAMPLES = """examples:
@@ -93,12 +94,7 @@ def edit_main(argv: Sequence[str] | None = None) -> int:
                         "age groups, else the first class)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
-    if args.checkpoint is not None and args.model:
-        raise ConfigError("--checkpoint: only with --run-dir (an export holds one checkpoint)")
-    if args.margin is not None and not 0.0 <= args.margin < 0.5:
-        raise ConfigError(f"--margin {args.margin}: must be in [0, 0.5)")
-    if args.feather is not None and args.feather < 0:
-        raise ConfigError(f"--feather {args.feather}: must be >= 0")
+    check_photo_options(args)
     if args.refine_steps < 0:
         raise ConfigError(f"--refine-steps {args.refine_steps}: must be >= 0 (0 = no refinement)")
     if args.source_class is not None and not args.refine_steps:

@@ -6,6 +6,7 @@ import argparse
 from typing import Sequence
 
 from reface_tf.cli import ArgumentParser, setup_logging
+from reface_tf.commands.photo_options import check_photo_options
 from reface_tf.errors import ConfigError
 
 
@@ -58,12 +59,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
                         help="blend feather in aligned pixels (default: model size / 32)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
-    if args.checkpoint is not None and args.model:
-        raise ConfigError("--checkpoint: only with --run-dir (an export holds one checkpoint)")
-    if args.margin is not None and not 0.0 <= args.margin < 0.5:
-        raise ConfigError(f"--margin {args.margin}: must be in [0, 0.5)")
-    if args.feather is not None and args.feather < 0:
-        raise ConfigError(f"--feather {args.feather}: must be >= 0")
+    check_photo_options(args)
     setup_logging(args.verbose)
     if (task := _label_map_task(args)) is not None:
         return task

@@ -96,7 +96,8 @@ def age_editor_from_export(path: str | os.PathLike) -> AgeEditor:
     loaded = tf.saved_model.load(str(version))
     edit_fn, encode_fn = loaded.signatures["edit_images"], loaded.signatures["encode"]
     render_fn = loaded.signatures.get("render_from_z")
-    render = (lambda z, classes: render_fn(z=z, classes=classes)["images"]) if render_fn is not None else None
+    # the default argument keeps the loaded object (and so its variables) alive as long as the editor is
+    render = (lambda z, classes, _model=loaded: render_fn(z=z, classes=classes)["images"]) if render_fn is not None else None
     size = int(meta["resolution"])
 
     def edit(faces: np.ndarray, classes, batch: int = 32) -> np.ndarray:
