@@ -74,6 +74,26 @@ class EditResult:
     seconds: list[float] = field(default_factory=list)        # per successful photo
 
 
+def edit_photo(rgb: np.ndarray, editor: AgeEditor, targets: Sequence[int], landmarker,
+               alignment: AlignmentSettings | None = None, feather: float | None = None, refine_steps: int = 0,
+               source_class: int | Callable[[np.ndarray], int] = 0) -> tuple[list[np.ndarray], int, str]:
+    """(the photo with its largest face edited to each class of ``targets``, faces found, a note on refinement);
+    NoFaceError when the photo has no face."""
+    aligned, faces = align_largest_face(rgb, editor.resolution, landmarker, alignment=alignment)
+    if refine_steps > 0:
+        from reface_tf.serve.refine import refine_latents, render_latents
+
+        source = source_class(aligned.image) if callable(source_class) else source_class
+        refined = refine_latents(editor, aligned.image[None], source, refine_steps)
+        edits = render_latents(editor, np.repeat(refined.z, len(targets), axis=0), np.asarray(targets, np.int32))
+        note = (f"; refined {refine_steps} steps from {editor.class_names[source]}: L1 "
+                f"{refined.start_l1[0]:.3f} -> {refined.final_l1[0]:.3f} in {refined.seconds_per_image:.1f} s")
+    else:
+        edits = editor.edit(np.repeat(aligned.image[None], len(targets), axis=0), np.asarray(targets, np.int32))
+        note = ""
+    return [paste_back(rgb, aligned, face, feather)[0] for face in edits], faces, note
+
+
 def edit_photos(photos: list[Path], editor: AgeEditor, targets: Sequence[int], landmarker, out_dir: str | os.PathLike,
                 alignment: AlignmentSettings | None = None, feather: float | None = None,
                 on_result: Callable[[Path, str], None] | None = None, refine_steps: int = 0,
@@ -90,19 +110,8 @@ def edit_photos(photos: list[Path], editor: AgeEditor, targets: Sequence[int], l
         start = time.perf_counter()
         try:
             rgb = load_rgb(photo)
-            aligned, faces = align_largest_face(rgb, editor.resolution, landmarker, alignment=alignment)
-            if refine_steps > 0:
-                from reface_tf.serve.refine import refine_latents, render_latents
-
-                source = source_class(aligned.image) if callable(source_class) else source_class
-                refined = refine_latents(editor, aligned.image[None], source, refine_steps)
-                edits = render_latents(editor, np.repeat(refined.z, len(targets), axis=0), np.asarray(targets, np.int32))
-                note = (f"; refined {refine_steps} steps from {editor.class_names[source]}: L1 "
-                        f"{refined.start_l1[0]:.3f} -> {refined.final_l1[0]:.3f} in {refined.seconds_per_image:.1f} s")
-            else:
-                edits = editor.edit(np.repeat(aligned.image[None], len(targets), axis=0), np.asarray(targets, np.int32))
-                note = ""
-            afters = [paste_back(rgb, aligned, face)[0] for face in edits]
+            afters, faces, note = edit_photo(rgb, editor, targets, landmarker, alignment, feather, refine_steps,
+                                             source_class)
             paths = [out_dir / f"{name}_age_{class_slug(n)}.png" for n in names]
             for path, after in zip(paths, afters):
                 save_png_atomic(path, after)

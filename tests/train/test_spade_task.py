@@ -21,23 +21,26 @@ tasks.declare("spade")
 SIZE, CLASSES = 32, 19
 
 
-@pytest.fixture(scope="module")
-def label_root(tmp_path_factory):
-    """10 pairs: blob maps (skin, eyes, nose, hair) and photos painted in per-class colours plus noise."""
-    root = tmp_path_factory.mktemp("segmaps")
-    (root / "labels").mkdir()
+def blob_maps(root, count=10, prefix="f"):
+    """``count`` pairs in ``root``: blob maps (skin, eyes, nose, hair) and photos painted in per-class colours plus noise."""
+    (root / "labels").mkdir(parents=True)
     (root / "B").mkdir()
     rng = np.random.default_rng(0)
     colours = rng.integers(0, 256, (CLASSES, 3))
-    for i in range(10):
+    for i in range(count):
         ids = np.zeros((SIZE, SIZE), np.uint8)
         top = rng.integers(2, 8)
         ids[top:28, 6:26], ids[:top, :] = 1, 13
         ids[12:15, 9:14], ids[12:15, 18:23], ids[16:22, 14:18] = 4, 5, 2
         photo = np.clip(colours[ids] + rng.normal(0, 12, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(ids).save(root / "labels" / f"f{i}.png")
-        Image.fromarray(photo).save(root / "B" / f"f{i}.png")
+        Image.fromarray(ids).save(root / "labels" / f"{prefix}{i}.png")
+        Image.fromarray(photo).save(root / "B" / f"{prefix}{i}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def label_root(tmp_path_factory):
+    return blob_maps(tmp_path_factory.mktemp("segmaps"))
 
 
 def tiny(label_root, run_dir, epochs: int = 1, **spade):

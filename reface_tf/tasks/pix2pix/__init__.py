@@ -14,8 +14,9 @@ def make_task():
 
 
 def fill_default_data(cfg) -> None:
-    """No ``--data``: the procedure demo (built once, cached), or synthetic pairs offline."""
+    """No ``--data``: the procedure demo (built once, cached), or synthetic pairs offline; with
+    ``--input-domain sketch``, the sketch demo (A = pencil sketch of the aligned photo, B = the photo)."""
     if cfg.data.root is None:
-        from reface_tf.samples import default_dataset
+        from reface_tf.samples import default_dataset, ensure_demo
 
-        cfg.data.root = default_dataset()
+        cfg.data.root = str(ensure_demo("sketch")) if cfg.data.input_domain == "sketch" else default_dataset()
