@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("train",),
     ("serve",),
     ("tasks",),
-    ("eval", "tune"),
+    ("eval", "tune", "app"),  # app: the web page over the exports (serve, synth, faces)
     ("commands",),
 ]
 

@@ -105,9 +105,13 @@ def _serve(args, models: Path, entries, files: Path) -> int:
 
     limits = Limits(int(args.max_upload_mb * 2**20), int(args.max_megapixels * 1e6))
     page = build_page(entries, store, files, limits, str(models), delete_cache=(60, RESULT_MAX_AGE_S))
-    print(f"serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
-    page.queue(default_concurrency_limit=2).launch(
-        server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), show_error=False,
-        theme=offline_theme(), ssr_mode=False, quiet=True, footer_links=["settings"])
+    print(f"starting the page on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    try:
+        page.queue(default_concurrency_limit=2).launch(
+            server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), show_error=False,
+            theme=offline_theme(), ssr_mode=False, quiet=False, footer_links=["settings"])
+    except OSError as err:  # gradio: "Cannot find empty port in range", or an address this machine does not have
+        raise ConfigError(f"--host {args.host} --port {args.port}: cannot listen there ({str(err).splitlines()[0][:120]}); "
+                          "pick a free port with --port") from None
     landmarker.close()
     return 0
