@@ -84,6 +84,7 @@ class SpadeModel:
     palette: np.ndarray        # uint8 [num_classes, 3]
     maps_dir: Path | None      # the training data's labels/ folder, when it is still on disk
     alignment: Any             # how a photo's face is aligned before its landmark map is drawn
+    loaded: Any = None         # the SavedModel object: the signature's variables live as long as it does
 
     def render(self, ids: np.ndarray, seed: int) -> np.ndarray:
         import tensorflow as tf
@@ -142,7 +143,8 @@ class AgeModel:
 def _photo_alignment(recorded, origin, size: int, landmarker: SharedLandmarker):
     from reface_tf.serve.predict import prediction_alignment
 
-    alignment, line = prediction_alignment(recorded, origin, size, landmarker_sha256=None)
+    # the landmarker's hash: a model file other than the one the training faces were aligned with is warned about
+    alignment, line = prediction_alignment(recorded, origin, size, landmarker_sha256=landmarker.sha256)
     log.info("%s: %s", origin, line)
     return alignment
 
@@ -170,10 +172,8 @@ def load_spade(entry: ExportEntry, landmarker: SharedLandmarker) -> SpadeModel:
     root = training_root(meta)
     maps = root / "labels" if root is not None and (root / "labels").is_dir() else None
     recorded = read_alignment(root) if root is not None and root.is_dir() else None
-    model = SpadeModel(entry, signature, size, tuple(meta["class_names"]), np.asarray(meta["palette"], np.uint8), maps,
-                       _photo_alignment(recorded, root or entry.path, size, landmarker))
-    model._keep = loaded  # the signature's variables live as long as the loaded object
-    return model
+    return SpadeModel(entry, signature, size, tuple(meta["class_names"]), np.asarray(meta["palette"], np.uint8), maps,
+                      _photo_alignment(recorded, root or entry.path, size, landmarker), loaded)
 
 
 def load_faces(entry: ExportEntry, landmarker: SharedLandmarker) -> FacesModel:
